@@ -1,0 +1,1 @@
+"""dropout_study: what dropout really does to convolutional and recurrent networks."""
