@@ -11,6 +11,7 @@ INSTALL_REQUIRES = [
     "ml-collections>=1.0.0",
     "absl-py>=2.1.0",
     "clu>=0.0.12",
+    "tensorboard>=2.16",
     "matplotlib>=3.8",
     "numpy>=1.26",
     "pillow>=10.0",

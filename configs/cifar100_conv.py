@@ -1,0 +1,50 @@
+"""CIFAR-100 with the conv family of post 002: what sits between convolutions (batch-norm default).
+
+Commands:
+  python -m dropout_study.main --config=configs/cifar100_conv.py --workdir=workdirs/cifar100_conv
+  python -m dropout_study.main --config=configs/cifar100_conv.py:quick --workdir=workdirs/c100_quick
+Overrides: --config.model.arch=spatial_dropout (none, dropout, spatial_dropout, batchnorm,
+batchnorm_dropout) --config.model.rate=0.2 --config.model.head=dense; Cutout:
+--config.augment.cutout=8; coarse labels: --config.data.label_mode=coarse
+--config.model.num_classes=20.
+
+Variants:
+  full (default): filters (64, 128, 256), two convs per stage, batch-norm between convolutions,
+    global-average-pooling head, batch 128, Adam (Keras defaults), 50 epochs, best epoch by test
+    accuracy (the epoch count is this project's choice). Data: source 'local': only the exact
+    CIFAR-100 subsets exist there (1,117 training / 916 test images, all 100 classes); the full
+    50,000 / 10,000 come from tensorflow-datasets: --config.data.source=tfds (`cifar100`
+    prepared, or --config.data.download=True).
+    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
+    Result: test accuracy to be measured.
+  quick: the shipped sample (400 training / 200 test images, 4 and 2 per class), 3 epochs, batch 32.
+    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
+    Result: to be measured.
+"""
+
+from dropout_study import config_check
+
+VARIANTS = ("full", "quick")
+
+
+def get_config(arg=None):
+    """The run config of `arg` in VARIANTS (default 'full')."""
+    variant = arg or "full"
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} of cifar100_conv.py; use one of {VARIANTS}.")
+    config = config_check.default_config("cifar100", "conv_family")
+    config.data.label_mode = "fine"
+    config.model.arch = "batchnorm"
+    config.model.head = "gap"
+    config.model.filters = (64, 128, 256)
+    config.model.num_classes = 100
+    if variant == "full":
+        config.data.source = "local"
+        config.batch_size = 128
+        config.num_epochs = 50
+    else:
+        config.data.source = "sample"
+        config.batch_size = 32
+        config.num_epochs = 3
+        config.log_every_steps = 4
+    return config

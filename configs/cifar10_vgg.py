@@ -1,0 +1,53 @@
+"""CIFAR-10 with the VGG-like net of post 001: 3 blocks of 2 convs, batch-norm, dropout, 2 dense.
+
+Commands:
+  python -m dropout_study.main --config=configs/cifar10_vgg.py --workdir=workdirs/cifar10_vgg
+  python -m dropout_study.main --config=configs/cifar10_vgg.py:quick --workdir=workdirs/vgg_quick
+Overrides: --config.model.block_rates=(0.2,0.2,0.2) --config.model.dense_rates=(0.5,0.5)
+--config.model.batch_norm=False --config.model.ndense=1024; augmentation (off in the post):
+--config.augment.crop_pad=4 --config.augment.flip=True.
+
+Variants:
+  full (default): the post's best configuration: filters (64, 128, 256), batch-norm, dropout 0.2
+    after every conv block and 0.5 after both 512-unit dense layers, batch 128, Adam with the
+    post's learning rate 2e-3 (Keras epsilon 1e-7), 250 epochs, best epoch by test accuracy.
+    Data: source 'local', variant 'jpeg': the full 50,000 / 10,000 CIFAR-10 from the JPEG
+    archives in <repo>/../shared/data/cifar10_jpeg (lossy, mean abs. error ~5.8/255; exact pixels
+    of a 5,438 / 1,017 subset with --config.data.variant=subset). With tensorflow-datasets
+    (`cifar10` prepared, or --config.data.download=True): --config.data.source=tfds.
+    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
+    Result: test accuracy to be measured (the post reports 0.8831; target on 2 CPU cores:
+    >= 0.75 within 60 minutes of training, e.g. with --config.num_epochs=N).
+  quick: the shipped sample (1,500 training / 500 test images, exact pixels), 3 epochs, batch 32.
+    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
+    Result: to be measured.
+"""
+
+from dropout_study import config_check
+
+VARIANTS = ("full", "quick")
+
+
+def get_config(arg=None):
+    """The run config of `arg` in VARIANTS (default 'full')."""
+    variant = arg or "full"
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} of cifar10_vgg.py; use one of {VARIANTS}.")
+    config = config_check.default_config("cifar10", "vgg")
+    config.model.filters = (64, 128, 256)
+    config.model.ndense = 512
+    config.model.batch_norm = True
+    config.model.block_rates = (0.2, 0.2, 0.2)
+    config.model.dense_rates = (0.5, 0.5)
+    config.optimizer.learning_rate = 2e-3
+    config.batch_size = 128
+    if variant == "full":
+        config.data.source = "local"
+        config.data.variant = "jpeg"
+        config.num_epochs = 250
+    else:
+        config.data.source = "sample"
+        config.batch_size = 32  # more steps on the small sample
+        config.num_epochs = 3
+        config.log_every_steps = 10
+    return config

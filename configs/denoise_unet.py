@@ -1,0 +1,55 @@
+"""Denoising CIFAR-10 images with the UNet of post 004: SpatialDropout2D (default) or Dropout.
+
+The task is 'denoise': the loss is the mean squared error against the clean image and the
+validation metric is PSNR in dB (best checkpoint and early stopping on val_psnr).
+
+Commands:
+  python -m dropout_study.main --config=configs/denoise_unet.py --workdir=workdirs/denoise_unet
+  python -m dropout_study.main --config=configs/denoise_unet.py:quick --workdir=workdirs/unet_quick
+Overrides: --config.model.dropout_variant=inverted (element dropout) or spatial
+--config.model.encoder_rates=(0.1,0.1,0.1) --config.model.skip_rates=(0.1,0.1,0.1);
+corruption: --config.data.corruption=pixelate (gaussian, pixelate, jpeg),
+--config.data.noise_std=0.2.
+
+Variants:
+  full (default): filters (32, 64, 128), spatial dropout 0.1 in the encoder, sigmoid output,
+    Gaussian noise (std 0.1 on the [0, 1] scale), batch 32, Adam (Keras defaults), 30 epochs (the
+    epoch count and batch are this project's choice). Data: source 'local', clean images from the
+    full CIFAR-10 JPEG archives in <repo>/../shared/data/cifar10_jpeg (50,000 / 10,000; exact
+    pixels of a 5,438 / 1,017 subset with --config.data.variant=subset). With
+    tensorflow-datasets (`cifar10` prepared, or --config.data.download=True):
+    --config.data.source=tfds.
+    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
+    Result: validation PSNR to be measured (data info records the noisy input's PSNR).
+  quick: the shipped sample (1,500 training / 500 test images), 3 epochs.
+    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
+    Result: to be measured.
+"""
+
+from dropout_study import config_check
+
+VARIANTS = ("full", "quick")
+
+
+def get_config(arg=None):
+    """The run config of `arg` in VARIANTS (default 'full')."""
+    variant = arg or "full"
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} of denoise_unet.py; use one of {VARIANTS}.")
+    config = config_check.default_config("denoise", "unet")
+    config.data.base = "cifar10"
+    config.data.corruption = "gaussian"
+    config.data.noise_std = 0.1
+    config.model.filters = (32, 64, 128)
+    config.model.dropout_variant = "spatial"
+    config.model.encoder_rates = (0.1, 0.1, 0.1)
+    config.batch_size = 32
+    if variant == "full":
+        config.data.source = "local"
+        config.data.variant = "jpeg"
+        config.num_epochs = 30
+    else:
+        config.data.source = "sample"
+        config.num_epochs = 3
+        config.log_every_steps = 10
+    return config

@@ -1,0 +1,47 @@
+"""IMDB sentiment with an LSTM (post 000): embedding -> LSTM -> dropout -> dense.
+
+Commands:
+  python -m dropout_study.main --config=configs/imdb_rnn.py --workdir=workdirs/imdb_rnn
+  python -m dropout_study.main --config=configs/imdb_rnn.py:quick --workdir=workdirs/imdb_rnn_quick
+Overrides, e.g. the post's keep probability: --config.model.output_keep_prob=0.5 (or
+--config.model.output_rate=0.5); also input_/recurrent_ (variational) dropout, --config.seed=1.
+
+Variants:
+  full (default): the post's setting: 20,000-word vocabulary, reviews cut/padded to 200 words,
+    embedding 128, 128 LSTM units, output dropout 0.5, batch 64, Adam (Keras defaults), 20 epochs,
+    best epoch by test accuracy. Data: source 'local', the full 25,000 / 25,000 split from
+    <repo>/../shared/data/imdb (elsewhere: --config.data.data_dir=DIR). With tensorflow-datasets
+    (`imdb_reviews` prepared, or --config.data.download=True): --config.data.source=tfds.
+    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
+    Result: test accuracy to be measured (target >= 0.85).
+  quick: the shipped sample (2,000 training / 1,000 test reviews), 3 epochs.
+    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
+    Result: to be measured.
+"""
+
+from dropout_study import config_check
+
+VARIANTS = ("full", "quick")
+
+
+def get_config(arg=None):
+    """The run config of `arg` in VARIANTS (default 'full')."""
+    variant = arg or "full"
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} of imdb_rnn.py; use one of {VARIANTS}.")
+    config = config_check.default_config("imdb", "lstm")
+    config.data.num_words = 20000
+    config.data.maxlen = 200
+    config.model.vocab_size = 20000
+    config.model.embed_dim = 128
+    config.model.hidden_dim = 128
+    config.model.output_rate = 0.5
+    config.batch_size = 64
+    if variant == "full":
+        config.data.source = "local"
+        config.num_epochs = 20
+    else:
+        config.data.source = "sample"
+        config.num_epochs = 3
+        config.log_every_steps = 10
+    return config

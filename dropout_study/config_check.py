@@ -1,0 +1,251 @@
+"""The run config: every field at its default, and validation before any compute.
+
+`default_config(dataset, model)` is what the files in configs/ start from. `validate` raises a
+ValueError naming the field and the fix: required fields and their types, known task, dataset,
+model and optimiser names, dropout rates in [0, 1) (every `model` field named `*rate` or
+`*rates`; keep probabilities in (0, 1]), ranges of the training fields. `check_workdir` refuses a
+workdir that holds a run of a different config.
+"""
+
+import json
+import math
+import numbers
+import pathlib
+
+import ml_collections
+
+from dropout_study import data, dropout, models, optim
+
+TASKS = ("classification", "denoise")
+MONITORS = {"classification": ("val_accuracy", "val_loss"), "denoise": ("val_psnr", "val_loss")}
+AUGMENTED_DATASETS = ("cifar10", "cifar100")
+# The datasets each model takes (token ids, 32x32 images, or image pairs); others take any.
+MODEL_DATASETS = {
+    "text_cnn": ("imdb",),
+    "lstm": ("imdb",),
+    "vgg": ("cifar10", "cifar100"),
+    "conv_family": ("cifar10", "cifar100"),
+    "unet": ("denoise",),
+}
+CONFIG_FILE = "config.json"
+# Fields that steer how a run is carried out, not what it computes: they may change on resume.
+RUN_CONTROL_FIELDS = ("checkpoint_every_steps", "log_every_steps")
+
+_REQUIRED = {
+    "seed": numbers.Integral,
+    "task": str,
+    "batch_size": numbers.Integral,
+    "eval_batch_size": numbers.Integral,
+    "num_epochs": numbers.Integral,
+    "monitor": str,
+    "checkpoint_every_steps": numbers.Integral,
+    "log_every_steps": numbers.Integral,
+    "data.name": str,
+    "model.name": str,
+    "optimizer.name": str,
+    "optimizer.learning_rate": numbers.Real,
+    "optimizer.eps": numbers.Real,
+    "optimizer.momentum": numbers.Real,
+    "optimizer.weight_decay": numbers.Real,
+    "optimizer.schedule": str,
+    "optimizer.grad_clip_norm": numbers.Real,
+    "regularization.l1": numbers.Real,
+    "regularization.l2": numbers.Real,
+    "early_stopping.patience": numbers.Integral,
+    "early_stopping.min_delta": numbers.Real,
+    "augment.crop_pad": numbers.Integral,
+    "augment.flip": bool,
+    "augment.cutout": numbers.Integral,
+}
+
+
+def default_config(dataset, model):
+    """A run config with every field: `dataset`'s and `model`'s defaults, training defaults."""
+    denoise = dataset == "denoise"
+    return ml_collections.ConfigDict(
+        {
+            "seed": 0,  # seeds initialisation, batch order, dropout masks and augmentation
+            "task": "denoise" if denoise else "classification",
+            "data": data.default_config(dataset),
+            "model": models.default_config(model),
+            "batch_size": 64,  # global batch, split over all devices and hosts
+            "eval_batch_size": 256,
+            "num_epochs": 10,
+            "monitor": "val_psnr" if denoise else "val_accuracy",  # best checkpoint, early stop
+            "checkpoint_every_steps": 500,  # mid-epoch 'latest' checkpoints; 0 = epoch ends only
+            "log_every_steps": 100,  # progress lines (running loss) and the NaN check
+            "optimizer": optim.default_config(),
+            "regularization": {"l1": 0.0, "l2": 0.0},  # Keras-style penalties on kernels
+            "early_stopping": {"patience": 0, "min_delta": 0.0},  # patience 0 = never stop early
+            "augment": {"crop_pad": 0, "flip": False, "cutout": 0},  # images only; 0/False = off
+        }
+    )
+
+
+def _get(config, dotted):
+    node = config
+    for part in dotted.split("."):
+        if part not in node:
+            raise ValueError(
+                f"config.{dotted} is missing; it is required (start from a file in configs/, "
+                f"whose get_config() sets every field)."
+            )
+        node = node[part]
+    return node
+
+
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"config.{name}={value!r} is unknown; use one of {tuple(allowed)}.")
+
+
+def _check_min(name, value, low, *, strict=False):
+    if value < low or (strict and value == low) or math.isnan(value):
+        bound = f"> {low}" if strict else f">= {low}"
+        raise ValueError(f"config.{name}={value!r} is out of range; it must be {bound}.")
+
+
+def _walk(node, prefix):
+    """(dotted name, value) for every leaf of a nested config."""
+    for key, value in node.items():
+        name = f"{prefix}.{key}"
+        if hasattr(value, "items"):
+            yield from _walk(value, name)
+        else:
+            yield name, value
+
+
+def check_rates(model_config):
+    """Every `*rate(s)` field of the model config in [0, 1), every `*keep_prob(s)` in (0, 1].
+
+    None means "not set" (a model takes `<site>_keep_prob=None` to mean: use `<site>_rate`).
+    """
+    for name, value in _walk(model_config, "config.model"):
+        field = name.rsplit(".", 1)[-1]
+        values = value if isinstance(value, (tuple, list)) else [value]
+        for v in (v for v in values if v is not None):
+            if field.endswith(("rate", "rates")):
+                dropout.check_rate(v, name=name)
+            elif field.endswith(("keep_prob", "keep_probs")):
+                try:
+                    dropout.keep_to_rate(v)
+                except ValueError as error:
+                    raise ValueError(f"{name}: {error}") from None
+
+
+def validate(config):
+    """Raises ValueError naming the first invalid field of a run config; returns None."""
+    for name, kind in _REQUIRED.items():
+        value = _get(config, name)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ValueError(
+                f"config.{name}={value!r} has type {type(value).__name__}; "
+                f"it must be {kind.__name__}."
+            )
+    _check_choice("task", config.task, TASKS)
+    _check_choice("data.name", config.data.name, data.DATASETS)
+    data.resolve(config.data)
+    _check_choice("model.name", config.model.name, models.MODELS)
+    models.resolve_config(config.model)
+    _check_choice("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
+    _check_choice("optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES)
+    if (config.task == "denoise") != (config.data.name == "denoise"):
+        raise ValueError(
+            f"config.task={config.task!r} does not fit config.data.name={config.data.name!r}; "
+            f"the 'denoise' task goes with the 'denoise' dataset and only with it."
+        )
+    _check_choice("monitor", config.monitor, MONITORS[config.task])
+    fits = MODEL_DATASETS.get(config.model.name, data.DATASETS)
+    if config.data.name not in fits:
+        raise ValueError(
+            f"config.model.name={config.model.name!r} does not take config.data.name="
+            f"{config.data.name!r}; it takes {fits}."
+        )
+    for name in ("batch_size", "eval_batch_size", "num_epochs", "log_every_steps"):
+        _check_min(name, config[name], 1)
+    _check_min("checkpoint_every_steps", config.checkpoint_every_steps, 0)
+    _check_min("optimizer.learning_rate", config.optimizer.learning_rate, 0.0, strict=True)
+    _check_min("optimizer.eps", config.optimizer.eps, 0.0)
+    _check_min("optimizer.grad_clip_norm", config.optimizer.grad_clip_norm, 0.0)
+    if not 0.0 <= config.optimizer.momentum < 1.0:
+        raise ValueError(
+            f"config.optimizer.momentum={config.optimizer.momentum!r} is out of range [0, 1)."
+        )
+    _check_min("optimizer.weight_decay", config.optimizer.weight_decay, 0.0)
+    if config.optimizer.weight_decay and config.optimizer.name != "adamw":
+        raise ValueError(
+            f"config.optimizer.weight_decay={config.optimizer.weight_decay!r} needs "
+            f"optimizer.name='adamw' (decoupled decay); for a penalty in the loss set "
+            f"regularization.l2 instead."
+        )
+    for name in ("regularization.l1", "regularization.l2", "early_stopping.min_delta"):
+        _check_min(name, _get(config, name), 0.0)
+    for name in ("early_stopping.patience", "augment.crop_pad", "augment.cutout"):
+        _check_min(name, _get(config, name), 0)
+    augmenting = config.augment.crop_pad or config.augment.flip or config.augment.cutout
+    if augmenting and config.data.name not in AUGMENTED_DATASETS:
+        raise ValueError(
+            f"config.augment is set ({config.augment.to_dict()}) but config.data.name="
+            f"{config.data.name!r} is not an image classification dataset "
+            f"{AUGMENTED_DATASETS}; set augment.crop_pad=0, augment.flip=False, augment.cutout=0."
+        )
+    check_rates(config.model)
+
+
+def check_against_data(config, info):
+    """The model fits the loaded data: class count, and an embedding as large as the vocabulary."""
+    model = config.model
+    classes = info.get("num_classes")
+    if config.task == "classification" and model.get("num_classes", classes) != classes:
+        raise ValueError(
+            f"config.model.num_classes={model.num_classes} but the data ({config.data.name}) has "
+            f"{classes} classes; set --config.model.num_classes={classes}."
+        )
+    if "vocab_size" in model and "vocab_size" in info and model.vocab_size < info["vocab_size"]:
+        raise ValueError(
+            f"config.model.vocab_size={model.vocab_size} is smaller than the data's vocabulary "
+            f"({info['vocab_size']} ids, config.data.num_words={config.data.num_words}); set "
+            f"--config.model.vocab_size={info['vocab_size']}."
+        )
+
+
+def _flatten(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def config_json(config):
+    """The config as JSON text, the form in which a run records it in its workdir."""
+    return config.to_json_best_effort(indent=2, sort_keys=True)
+
+
+def check_workdir(config, workdir):
+    """Refuses a workdir whose recorded config differs from `config`, naming the fields.
+
+    Resuming with a different config would mix two runs' results in one workdir. Fields in
+    RUN_CONTROL_FIELDS may differ.
+    """
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.exists():
+        return
+    old = _flatten(json.loads(path.read_text()))
+    new = _flatten(json.loads(config_json(config)))
+    differ = sorted(
+        k
+        for k in old.keys() | new.keys()
+        if old.get(k) != new.get(k) and k not in RUN_CONTROL_FIELDS
+    )
+    if differ:
+        changes = ", ".join(
+            f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in differ
+        )
+        raise ValueError(
+            f"workdir {workdir} holds a run of a different config ({changes}). Refusing to mix "
+            f"results: use a new --workdir, or delete {workdir} to start this run afresh."
+        )

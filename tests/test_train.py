@@ -1,0 +1,178 @@
+"""The training loop on the shipped sample: learning, outputs, NaN stop, keys, batch-norm."""
+
+import functools
+import json
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dropout_study import checkpoint, config_check, data, models, optim, train
+from dropout_study.data import pipeline
+
+
+def _imdb_config(**overrides):
+    """A small text CNN on 1,280 reviews of the shipped IMDB sample (20 steps per epoch)."""
+    config = config_check.default_config("imdb", "text_cnn")
+    config.data.update(source="sample", num_words=5000, maxlen=100, max_train=1280, max_eval=500)
+    config.model.update(vocab_size=5000, embed_dim=32, num_filters=32, output_rate=0.5)
+    config.update(num_epochs=3, batch_size=64, log_every_steps=5, checkpoint_every_steps=8)
+    config.optimizer.learning_rate = 1e-2
+    config.update_from_flattened_dict(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    config = _imdb_config(**{"regularization.l2": 1e-5})
+    summary = train.train_and_evaluate(config, workdir)
+    return config, workdir, summary
+
+
+def test_loss_goes_down_and_accuracy_rises_on_real_data(finished_run):
+    _, workdir, _ = finished_run
+    records = [json.loads(line) for line in (workdir / train.METRICS_FILE).read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["train_loss"] < records[0]["train_loss"] - 0.15
+    assert records[-1]["val_accuracy"] > 0.65  # 500 balanced test reviews: chance is 0.5
+    assert all(r["train_penalty"] > 0 for r in records)
+
+
+def test_run_writes_summary_tensorboard_and_checkpoints(finished_run):
+    config, workdir, summary = finished_run
+    on_disk = json.loads((workdir / train.SUMMARY_FILE).read_text())
+    assert on_disk["best_epoch"] == summary["best_epoch"]
+    records = [json.loads(line) for line in (workdir / train.METRICS_FILE).read_text().splitlines()]
+    best = max(records, key=lambda r: r["val_accuracy"])
+    assert summary["best_val_accuracy"] == best["val_accuracy"]
+    assert summary["data"]["source"] == "sample" and summary["data"]["sizes"]["train"] == 1280
+    assert summary["times"]["timed_epochs"] == 2  # the first epoch is not timed
+    assert summary["times"]["compile_s"] > 0 and records[1]["compile_s"] == 0.0
+    assert list(workdir.glob("events.out.tfevents.*"))
+    ckpts = checkpoint.Checkpoints(workdir / train.CHECKPOINT_DIR)
+    assert ckpts.steps(checkpoint.LATEST)[-1] == 60
+    assert ckpts.steps(checkpoint.BEST) == [best["step"]]
+    ckpts.close()
+    assert json.loads((workdir / config_check.CONFIG_FILE).read_text())["seed"] == config.seed
+
+
+def test_best_checkpoint_reproduces_the_best_validation_accuracy(finished_run):
+    config, workdir, summary = finished_run
+    model, variables = train.restore_best(config, workdir)
+    dataset = data.load(config.data)
+    logits = model.apply(variables, jnp.asarray(dataset.validation.x), train=False)
+    accuracy = float(jnp.mean(jnp.argmax(logits, -1) == dataset.validation.y))
+    assert accuracy == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
+
+
+def test_finished_run_is_not_trained_again(finished_run):
+    config, workdir, summary = finished_run
+    before = (workdir / train.METRICS_FILE).read_text()
+    again = train.train_and_evaluate(config, workdir)
+    assert (workdir / train.METRICS_FILE).read_text() == before
+    assert again["best_val_accuracy"] == summary["best_val_accuracy"]
+    assert again["times"]["compile_s"] == 0.0
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = _imdb_config(
+        **{"optimizer.name": "sgd", "optimizer.learning_rate": 1e12, "optimizer.momentum": 0.0}
+    )
+    config.update(log_every_steps=1, checkpoint_every_steps=1)
+    with pytest.raises(FloatingPointError, match=r"NaN or Inf at step (\d+)") as error:
+        train.train_and_evaluate(config, tmp_path)
+    bad_step = int(re.search(r"step (\d+)", str(error.value)).group(1))
+    ckpts = checkpoint.Checkpoints(tmp_path / train.CHECKPOINT_DIR)
+    kept = ckpts.steps(checkpoint.LATEST)
+    assert bad_step >= 2 and kept[-1] == bad_step - 1
+    assert str(tmp_path / train.CHECKPOINT_DIR / "latest" / str(kept[-1])) in str(error.value)
+    state, _ = ckpts.restore(checkpoint.LATEST, None)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state["state"]["params"]))
+    ckpts.close()
+
+
+def test_early_stopping_after_patience(tmp_path):
+    # A learning rate of 1e-12 leaves the predictions unchanged, so accuracy never improves.
+    config = _imdb_config(**{"optimizer.learning_rate": 1e-12, "early_stopping.patience": 1})
+    summary = train.train_and_evaluate(config, tmp_path)
+    assert summary["epochs_run"] == 2 and summary["stopped_early"]
+    assert summary["best_epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    "monitor, values, best_epoch, stop_after",
+    [("val_accuracy", [0.5, 0.7, 0.69, 0.7], 2, 4), ("val_loss", [1.0, 0.8, 0.9, 0.85], 2, 4)],
+)
+def test_update_best(monitor, values, best_epoch, stop_after):
+    meta = {"best": None, "bad_epochs": 0}
+    for epoch, value in enumerate(values, 1):
+        meta, _, stop = train.update_best(
+            meta, {"epoch": epoch, "step": epoch, monitor: value},
+            monitor=monitor, min_delta=0.0, patience=2,
+        )  # fmt: skip
+        assert stop == (epoch >= stop_after)
+    assert meta["best"]["epoch"] == best_epoch
+
+
+@pytest.fixture(scope="module")
+def conv_setup():
+    """A tiny batch-norm + dropout conv net, its state, a real CIFAR-10 sample batch, a jit step."""
+    config = config_check.default_config("cifar10", "conv_family")
+    config.model.update(filters=(4, 8), convs_per_stage=1, num_classes=10, arch="batchnorm_dropout")
+    config.model.rate = 0.5
+    dataset = data.load(config.data)
+    model = models.create_model(config.model)
+    tx = optim.create_optimizer(config.optimizer, 10, 1)
+    state = train.create_train_state(model, tx, jax.random.key(0), dataset.train.x[:1])
+    batch = next(pipeline.batches(dataset.train, 16, seed=0, epoch=0))
+    augment_kwargs = {"crop_pad": 4, "flip": True, "cutout": 0}
+    step = jax.jit(
+        functools.partial(
+            train.train_step, task="classification", l1=0.0, l2=0.0, augment_kwargs=augment_kwargs
+        )
+    )
+    return model, state, batch, step
+
+
+def test_dropout_and_augmentation_keys_change_with_the_step_only(conv_setup):
+    _, state, batch, step = conv_setup
+    key = jax.random.key(1)
+    sums = train.zero_train_sums()
+    first, _ = step(state, sums, batch, key)
+    again, _ = step(state, sums, batch, key)
+    later, _ = step(state.replace(step=state.step + 1), sums, batch, key)
+    jax.tree.map(np.testing.assert_array_equal, first.params, again.params)
+    change = lambda s: s.params["Dense_0"]["kernel"] - state.params["Dense_0"]["kernel"]
+    assert not np.allclose(change(first), change(later))
+
+
+def test_batch_norm_statistics_move_in_training_only(conv_setup):
+    model, state, batch, step = conv_setup
+    new_state, sums = step(state, train.zero_train_sums(), batch, jax.random.key(0))
+    moved = jax.tree.map(
+        lambda a, b: bool(np.any(a != b)), state.batch_stats, new_state.batch_stats
+    )
+    assert all(jax.tree.leaves(moved))
+    assert int(new_state.step) == 1 and float(sums["count"]) == 16
+    # Evaluation (train=False) uses the running statistics, drops no units and changes nothing.
+    variables = {"params": new_state.params, "batch_stats": new_state.batch_stats}
+    out1, updates = model.apply(variables, batch["x"], train=False, mutable=["batch_stats"])
+    out2 = model.apply(variables, batch["x"], train=False)
+    np.testing.assert_array_equal(out1, out2)
+    jax.tree.map(np.testing.assert_array_equal, updates["batch_stats"], new_state.batch_stats)
+
+
+def test_per_example_losses():
+    logits = jnp.array([[2.0, 0.0], [0.0, 3.0]])
+    loss, correct = train.per_example("classification", logits, jnp.array([0, 0]))
+    np.testing.assert_allclose(loss, [np.log1p(np.exp(-2.0)), np.log1p(np.exp(3.0))], rtol=1e-6)
+    np.testing.assert_array_equal(correct, [1.0, 0.0])
+    _, correct = train.per_example("classification", jnp.array([[0.5], [-1.0]]), jnp.array([1, 1]))
+    np.testing.assert_array_equal(correct, [1.0, 0.0])
+    images = jnp.zeros((2, 4, 4, 3))
+    mse, _ = train.per_example("denoise", images + 0.1, images)
+    np.testing.assert_allclose(mse, [0.01, 0.01], rtol=1e-5)
+    assert train.psnr(0.01) == pytest.approx(data.denoise.psnr(np.full(3, 0.1), np.zeros(3)))
