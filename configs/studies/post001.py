@@ -1,0 +1,99 @@
+"""Study of post 001: the VGG-like CIFAR-10 net with batch-norm and dropout at each depth.
+
+Claims (dropout_study.claims, ids 001.*): batch-norm beats the plain net; conv dropout 0.2 beats
+the batch-norm baseline and 0.5 hurts; half the filters without dropout beats full filters with
+conv dropout 0.5; dense dropout helps marginally (0.5 > 0.2 > 0); conv 0.2 + dense 0.5 is best
+(0.8831 in the post); with 1024-unit dense layers conv+dense > dense only > none; dropout in one
+block only: shallow blocks are more sensitive, block 3 gains even at 0.5; dropout needs more
+epochs but not more time per epoch.
+
+Sweeps (configs/cifar10_vgg.py): `vgg`, one case per configuration of the post (`bn` is the
+batch-norm baseline without dropout; `wide_*` doubles the dense width, 512 -> 1024 in the post);
+`blocks`, axis `rates` over model.block_rates with dropout in one block only.
+
+Scales:
+  full: the post's setting: filters (64, 128, 256), dense 512 (wide: 1024), Adam lr 2e-3, batch
+    128, 250 epochs, the full 50,000 / 10,000 CIFAR-10 (JPEG copy, source 'local'); one-block
+    rates 0.2 and 0.5; 3 seeds.
+  cpu (2 CPU cores, about 60 minutes): a quarter of the widths, filters (16, 32, 64) and dense
+    128 (wide: 256), so a run takes minutes; the exact-pixel CIFAR-10 subset (5,438 training /
+    1,017 test images); 10 epochs; one-block rate 0.5 only; checkpoints at epoch ends only;
+    3 seeds. Absolute accuracies are far below the post's; the claims are about orderings.
+
+  python -m dropout_study.study --config=configs/studies/post001.py:cpu --workdir=workdirs/studies
+  python -m dropout_study.report --workdir=workdirs/studies/post001 --out=results/post001
+"""
+
+import pathlib
+
+import ml_collections
+
+from dropout_study import study
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1]
+SCALES = ("cpu", "full")
+NO_BLOCKS, NO_DENSE = (0.0, 0.0, 0.0), (0.0, 0.0)
+
+
+def _base(scale):
+    """configs/cifar10_vgg.py without dropout, at the study's scale."""
+    config = study.load_config_file(CONFIGS / "cifar10_vgg.py", "full")
+    config.model.block_rates = NO_BLOCKS
+    config.model.dense_rates = NO_DENSE
+    if scale == "cpu":
+        config.model.filters = (16, 32, 64)
+        config.model.ndense = 128
+        config.data.variant = "exact"
+        config.num_epochs = 10
+        config.checkpoint_every_steps = 0
+    return config
+
+
+def _cases(base):
+    """The post's configurations as overrides of the batch-norm, no-dropout base."""
+    conv = lambda r: {"block_rates": (r, r, r)}
+    dense = lambda r: {"dense_rates": (r, r)}
+    half = tuple(f // 2 for f in base.model.filters)
+    wide = 2 * base.model.ndense
+    models = {
+        "plain": {"batch_norm": False},
+        "bn": {},
+        "conv0p2": conv(0.2),
+        "conv0p5": conv(0.5),
+        "half": {"filters": half},
+        "dense0p2": dense(0.2),
+        "dense0p5": dense(0.5),
+        "conv0p2_dense0p5": {**conv(0.2), **dense(0.5)},
+        "wide_none": {"ndense": wide},
+        "wide_dense0p5": {"ndense": wide, **dense(0.5)},
+        "wide_conv0p2_dense0p5": {"ndense": wide, **conv(0.2), **dense(0.5)},
+    }
+    return {name: {"model": model} for name, model in models.items()}
+
+
+def get_config(arg="full"):
+    """The study at scale `arg` in SCALES."""
+    if arg not in SCALES:
+        raise ValueError(f"unknown scale {arg!r} of post001.py; use one of {SCALES}.")
+    base = _base(arg)
+    rates = (0.5,) if arg == "cpu" else (0.2, 0.5)
+    one_block = [tuple(r if i == b else 0.0 for i in range(3)) for r in rates for b in range(3)]
+    config = ml_collections.ConfigDict()
+    config.name = "post001"
+    config.scale = arg
+    config.notes = (
+        "filters (16, 32, 64) and dense 128 (wide: 256), a quarter of the post's widths; the "
+        "exact CIFAR-10 subset (5,438 / 1,017 images); 10 epochs instead of 250; one-block "
+        "dropout at rate 0.5 only. Absolute accuracies are far below the post's 0.8831."
+        if arg == "cpu"
+        else ""
+    )
+    config.seeds = (0, 1, 2)
+    config.sweeps = ml_collections.ConfigDict()
+    config.sweeps.vgg = ml_collections.ConfigDict(
+        {"base": base, "cases": _cases(base), "reference": "bn"}
+    )
+    config.sweeps.blocks = ml_collections.ConfigDict(
+        {"base": base, "axes": {"rates": study.axis("model.block_rates", one_block)}}
+    )
+    return config

@@ -1,0 +1,142 @@
+"""Study of post 003: dropout rate, variants, other regularisers, architectures and MC dropout.
+
+Claims (dropout_study.claims, ids 003.*): a rate of about 0.5 is best and training time grows
+with the rate; with dropout, train accuracy is lower and test accuracy higher; "trainable
+parameters fall as the rate rises"; every variant (standard, inverted, spatial, alpha with SELU,
+Gaussian, DropBlock) regularises; dropout against L1, L2, weight decay and early stopping and
+their combinations; dropout helps CNNs, RNNs and MLPs; MC dropout at inference against
+deterministic inference (accuracy, NLL, ECE); weight scaling at inference against inverted dropout.
+
+The post names no model or data for these experiments; this study uses CIFAR-10 and the
+project's models:
+  rate:        MLP (512, 512, ReLU) with rate r after both hidden layers, r in 0, 0.3, 0.5, 0.7,
+               0.9; MC dropout (30 passes at the cpu scale, 100 at full) on the best checkpoint.
+  variant:     the post-001 VGG-like net (batch-norm, no dense dropout) with dropout 0.2 after
+               each conv block: none, standard (weight scaling at inference), inverted, spatial,
+               gaussian, dropblock (block size 2: the last block's map is 2x2).
+  selu:        the MLP with SELU and LeCun-normal weights: none vs alpha dropout 0.1.
+  regularizer: the MLP: none, dropout 0.5, L1 1e-5, L2 1e-4 (Keras-style penalties on kernels),
+               AdamW weight decay 0.01, early stopping (patience 3 on validation accuracy), and
+               dropout with L2 and with early stopping. Compared on the last epoch's validation
+               accuracy (the best epoch would be early stopping for every case).
+  rnn:         the post-000 LSTM on IMDB: none vs output dropout 0.5 with recurrent (variational)
+               dropout 0.2.
+The CNN/RNN/MLP comparison reuses variant none/inverted, rnn and rate 0/0.5.
+
+Scales:
+  full: the MLP on the full CIFAR-10 (JPEG copy, 50,000 / 10,000) for 100 epochs, batch 128,
+    Adam; the VGG and LSTM at post 001's and post 000's full settings; 3 seeds.
+  cpu (2 CPU cores, about 50 minutes): the MLP and VGG on the exact-pixel CIFAR-10 subset (5,438 /
+    1,017 images), MLP 30 epochs; the VGG at post001.py's cpu scale (widths / 4, 10 epochs); the
+    LSTM at post000.py's cpu scale (4,000 / 4,000 reviews, 8 epochs); checkpoints at epoch ends
+    only; 3 seeds.
+
+  python -m dropout_study.study --config=configs/studies/post003.py:cpu --workdir=workdirs/studies
+  python -m dropout_study.report --workdir=workdirs/studies/post003 --out=results/post003
+"""
+
+import pathlib
+
+import ml_collections
+
+from dropout_study import config_check, study
+
+STUDIES = pathlib.Path(__file__).resolve().parent
+SCALES = ("cpu", "full")
+RATES = (0.0, 0.3, 0.5, 0.7, 0.9)
+NO_DROPOUT = (0.0, 0.0)
+
+
+def _mlp(scale):
+    """The MLP on CIFAR-10 without dropout."""
+    config = config_check.default_config("cifar10", "mlp")
+    config.data.source = "local"
+    config.model.hidden = (512, 512)
+    config.model.rates = NO_DROPOUT
+    config.batch_size = 128
+    if scale == "cpu":
+        config.data.variant = "exact"
+        config.num_epochs = 30
+        config.checkpoint_every_steps = 0
+    else:
+        config.data.variant = "jpeg"
+        config.num_epochs = 100
+    return config
+
+
+def _variant(name):
+    """Override: dropout 0.2 of variant `name` after each conv block."""
+    model = {"block_rates": (0.2, 0.2, 0.2), "block_variant": name}
+    if name == "dropblock":
+        model["block_size"] = 2
+    return {"model": model}
+
+
+REGULARIZERS = {
+    "none": {},
+    "dropout": {"model": {"rates": (0.5, 0.5)}},
+    "l1": {"regularization": {"l1": 1e-5}},
+    "l2": {"regularization": {"l2": 1e-4}},
+    "weight_decay": {"optimizer": {"name": "adamw", "weight_decay": 0.01}},
+    "early_stopping": {"early_stopping": {"patience": 3}},
+    "dropout_l2": {"model": {"rates": (0.5, 0.5)}, "regularization": {"l2": 1e-4}},
+    "dropout_early_stopping": {"model": {"rates": (0.5, 0.5)}, "early_stopping": {"patience": 3}},
+}
+
+
+def get_config(arg="full"):
+    """The study at scale `arg` in SCALES."""
+    if arg not in SCALES:
+        raise ValueError(f"unknown scale {arg!r} of post003.py; use one of {SCALES}.")
+    cpu = arg == "cpu"
+    vgg = study.load_config_file(STUDIES / "post001.py", arg).sweeps.vgg.base
+    lstm = study.load_config_file(STUDIES / "post000.py", arg).sweeps.lstm.base
+    selu = _mlp(arg)
+    selu.model.activation = "selu"
+    config = ml_collections.ConfigDict()
+    config.name = "post003"
+    config.scale = arg
+    config.notes = (
+        "MLP and VGG-like net on the exact CIFAR-10 subset (5,438 / 1,017 images), MLP 30 "
+        "epochs; VGG and LSTM at the cpu scales of post 001 and post 000."
+        if arg == "cpu"
+        else ""
+    )
+    config.seeds = (0, 1, 2)
+    config.sweeps = ml_collections.ConfigDict()
+    config.sweeps.rate = ml_collections.ConfigDict(
+        {
+            "base": _mlp(arg),
+            "axes": {"rate": study.axis("model.rates", RATES, repeat=2)},
+            "mc_samples": 30 if cpu else 100,
+        }
+    )
+    variants = ("standard", "inverted", "spatial", "gaussian", "dropblock")
+    config.sweeps.variant = ml_collections.ConfigDict(
+        {
+            "base": vgg,
+            "cases": {"none": {}, **{v: _variant(v) for v in variants}},
+            "reference": "none",
+        }
+    )
+    config.sweeps.selu = ml_collections.ConfigDict(
+        {
+            "base": selu,
+            "cases": {"none": {}, "alpha": {"model": {"rates": (0.1, 0.1)}}},
+            "reference": "none",
+        }
+    )
+    config.sweeps.regularizer = ml_collections.ConfigDict(
+        {"base": _mlp(arg), "cases": REGULARIZERS, "reference": "none"}
+    )
+    config.sweeps.rnn = ml_collections.ConfigDict(
+        {
+            "base": lstm,
+            "cases": {
+                "none": {"model": {"output_keep_prob": 1.0}},
+                "dropout": {"model": {"output_keep_prob": 0.5, "recurrent_rate": 0.2}},
+            },
+            "reference": "none",
+        }
+    )
+    return config
