@@ -13,7 +13,7 @@ Variants:
     post's learning rate 2e-3 (Keras epsilon 1e-7), 250 epochs, best epoch by test accuracy.
     Data: source 'local', variant 'jpeg': the full 50,000 / 10,000 CIFAR-10 from the JPEG
     archives in <repo>/../shared/data/cifar10_jpeg (lossy, mean abs. error ~5.8/255; exact pixels
-    of a 5,438 / 1,017 subset with --config.data.variant=subset). With tensorflow-datasets
+    of a 5,438 / 1,017 subset with --config.data.variant=exact). With tensorflow-datasets
     (`cifar10` prepared, or --config.data.download=True): --config.data.source=tfds.
     Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
     Result: test accuracy to be measured (the post reports 0.8831; target on 2 CPU cores:

@@ -16,7 +16,7 @@ Variants:
     Gaussian noise (std 0.1 on the [0, 1] scale), batch 32, Adam (Keras defaults), 30 epochs (the
     epoch count and batch are this project's choice). Data: source 'local', clean images from the
     full CIFAR-10 JPEG archives in <repo>/../shared/data/cifar10_jpeg (50,000 / 10,000; exact
-    pixels of a 5,438 / 1,017 subset with --config.data.variant=subset). With
+    pixels of a 5,438 / 1,017 subset with --config.data.variant=exact). With
     tensorflow-datasets (`cifar10` prepared, or --config.data.download=True):
     --config.data.source=tfds.
     Runtime: 2 CPU cores: to be measured; one GPU: to be measured.

@@ -4,10 +4,16 @@ One mesh axis, "data", spans all devices of all processes. Batches are sharded a
 and optimiser state are replicated (a `PartitionSpec` per leaf, so sharding them later is a change
 of specs, not of code). Each process feeds only its own slice of the global batch.
 
-Masks do not depend on how the batch is split: dropout keys are folded from the step only, and
-random bits are drawn for the global (batch-shaped) array inside `jit`. With
-`jax_threefry_partitionable=True` (JAX's default since 0.5) threefry bits of a sharded array equal
-those of the unsharded array, so 1, 2, 4 or 8 devices and 1 or 2 hosts see the same masks.
+Masks do not depend on how the batch is split (tests/test_parallel.py checks 1, 2, 4 and 8 devices
+and 2 processes). This relies on: (1) every key is a function of (seed, step) alone, never of a
+device or process index; (2) random bits are drawn inside `jit` for the global, batch-shaped array
+(not per shard in `shard_map`/`pmap`), and jit's meaning does not depend on shardings; (3) the PRNG
+is JAX's default threefry2x32 (rbg and unsafe_rbg qualify too, unless the XLA flag
+`--xla_tpu_spmd_rng_bit_generator_unsafe=1` trades this invariance for speed).
+`jax_threefry_partitionable` (True by default since JAX 0.5) lets each device draw only its shard;
+flipping it changes the values for every device count alike, so keep it fixed within a run.
+Parameters agree across device counts up to float rounding: gradients are summed in a different
+order over shards.
 """
 
 import os
@@ -27,17 +33,39 @@ def initialize(coordinator_address="", num_processes=0, process_id=-1):
     by itself. On a single machine nothing is initialised. Returns True when it initialised.
     """
     if coordinator_address:
-        if num_processes < 1 or process_id < 0:
-            raise ValueError(
-                f"--coordinator_address={coordinator_address!r} needs --num_processes >= 1 and "
-                f"--process_id >= 0 (got {num_processes}, {process_id})."
-            )
+        _check_flags(coordinator_address, num_processes, process_id)
         jax.distributed.initialize(coordinator_address, num_processes, process_id)
         return True
+    if num_processes or process_id != -1:
+        raise ValueError(
+            f"--num_processes={num_processes} --process_id={process_id} need "
+            "--coordinator_address=HOST:PORT (process 0's address); pass it, or drop both flags "
+            "on a single machine or a cluster JAX detects (SLURM, Cloud TPU)."
+        )
     if _detected_cluster():
         jax.distributed.initialize()
         return True
     return False
+
+
+def _check_flags(coordinator_address, num_processes, process_id):
+    """ValueError naming the flag when the explicit multi-process flags are inconsistent."""
+    _, sep, port = coordinator_address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(
+            f"--coordinator_address={coordinator_address!r} must be HOST:PORT, e.g. "
+            "10.0.0.1:1234 (process 0's host and a free port)."
+        )
+    if num_processes < 1:
+        raise ValueError(
+            f"--num_processes={num_processes} must be >= 1 with --coordinator_address; pass the "
+            "job's process count."
+        )
+    if not 0 <= process_id < num_processes:
+        raise ValueError(
+            f"--process_id={process_id} must lie in [0, {num_processes}) (--num_processes); "
+            "give each process its own index."
+        )
 
 
 def _detected_cluster():
