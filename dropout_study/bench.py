@@ -1,0 +1,183 @@
+"""Train-step throughput of the posts' models and input-pipeline throughput of their data.
+
+    python -m dropout_study.bench                       # the posts' batch sizes, real data
+    python -m dropout_study.bench --models=imdb_cnn --repeats=3 --source=sample
+
+For each model's real train step (dropout on, Adam update included) at the posts' batch sizes
+(VGG-like b128 on 32x32x3; IMDB LSTM and text CNN b64, length 200, vocabulary 20000, 128
+units/filters) it prints the median step time, the achieved GFLOP/s (2 FLOPs per multiply-add of
+the matmuls and convolutions, a train step counted as 3x the forward pass) and that as a fraction
+of a dense float32 2048x2048 matmul's GFLOP/s, timed interleaved with the step in the same process
+(the fraction is the median of per-repeat ratios, so load drifting between repeats cancels).
+For each dataset it prints how many examples/s `pipeline.batches` delivers next to the train-step
+examples/s of the fastest model on that data: data should never stall training.
+
+The models and their configs are those of configs/timing.py; the steps are timing.StepBench's.
+"""
+
+import math
+import pathlib
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+from dropout_study import allocator, timing
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MATMUL_N = 2048
+# Model -> the dataset it trains on (for the pipeline comparison).
+DATASET_OF = {
+    "imdb_cnn": "imdb",
+    "imdb_rnn": "imdb",
+    "cifar10_vgg": "cifar10",
+    "cifar100_conv": "cifar100",
+    "denoise_unet": "denoise",
+}
+TARGETS = {"imdb_rnn": 0.50, "imdb_cnn": 0.60, "cifar10_vgg": 0.50}
+
+_MODELS = flags.DEFINE_list("models", list(TARGETS), f"Models to time, from {list(DATASET_OF)}.")
+_REPEATS = flags.DEFINE_integer("repeats", 7, "Timed samples per function; medians are shown.")
+_SOURCE = flags.DEFINE_enum(
+    "source", "local", ["local", "sample"], "Data source for the pipeline throughput."
+)
+_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 200, "Batches per pipeline sample.")
+
+
+def _conv_macs(size_in, padding, kernel, c_in, c_out):
+    """(multiply-adds per example, output size) of a stride-1 square convolution."""
+    size_out = size_in if padding == "SAME" else size_in - kernel + 1
+    return size_out * size_out * kernel * kernel * c_in * c_out, size_out
+
+
+def forward_flops(model_config, input_shape):
+    """FLOPs of one forward pass of the matmuls and convolutions (2 per multiply-add)."""
+    c, batch = model_config, input_shape[0]
+    if c.name == "lstm":
+        length, units = input_shape[1], c.hidden_dim
+        macs = length * 4 * units * (c.embed_dim + units) + units * c.num_classes
+    elif c.name == "text_cnn":
+        length = input_shape[1]
+        macs = sum((length - k + 1) * k * c.embed_dim * c.num_filters for k in c.kernel_sizes)
+        macs += len(c.kernel_sizes) * c.num_filters * c.num_classes
+    elif c.name == "vgg":
+        size, c_in, macs = input_shape[1], input_shape[3], 0
+        for filters in c.filters:
+            for padding in ("SAME", "VALID"):
+                m, size = _conv_macs(size, padding, 3, c_in, filters)
+                macs, c_in = macs + m, filters
+            size //= 2
+        width = size * size * c_in
+        for _ in range(2):
+            macs, width = macs + width * c.ndense, c.ndense
+        macs += width * c.num_classes
+    else:
+        raise ValueError(f"no FLOP count for model {c.name!r}; bench times {list(TARGETS)}.")
+    return 2 * batch * macs
+
+
+def pipeline_rate(data_config, batch_size, num_batches):
+    """Examples/s of `pipeline.batches` over the training split (after loading)."""
+    from dropout_study import data
+    from dropout_study.data import pipeline
+
+    split = data.load(data_config).train
+    n = min(num_batches, pipeline.num_batches(split, batch_size))
+
+    def epoch():
+        for i, _ in enumerate(pipeline.batches(split, batch_size, seed=0, epoch=0)):
+            if i + 1 == n:
+                break
+
+    samples = timing.measure({"pipeline": epoch}, repeats=3, min_sample_s=0.0)["pipeline"]
+    return n * batch_size / timing.median(samples)
+
+
+def run(model_names, repeats, source, pipeline_batches):
+    """Rows of the model table and of the pipeline table."""
+    from dropout_study import study
+
+    models_cfg = study.load_config_file(REPO / "configs" / "timing.py").models
+    matmul = jnp.ones((MATMUL_N, MATMUL_N), jnp.float32)
+    matmul_fn = timing.compiled(lambda a: a @ a, matmul)
+    model_rows, step_rates = [], {}
+    for name in model_names:
+        if name not in DATASET_OF:
+            raise ValueError(f"--models: unknown model {name!r}; use some of {list(DATASET_OF)}.")
+        bench = timing.StepBench(models_cfg[name], seed=0)
+        step = bench.step(bench.config.model, "full")
+        samples = timing.measure({"matmul": matmul_fn, "step": step}, repeats, min_sample_s=0.2)
+        flops = 3 * forward_flops(bench.config.model, bench.batch["x"].shape)
+        step_gflops = [flops / t / 1e9 for t in samples["step"]]
+        mm_gflops = [2 * MATMUL_N**3 / t / 1e9 for t in samples["matmul"]]
+        batch_size = bench.config.batch_size
+        step_rates[name] = batch_size / timing.median(samples["step"])
+        model_rows.append(
+            {
+                "model": name,
+                "batch": batch_size,
+                "step_ms": 1e3 * timing.median(samples["step"]),
+                "gflops": timing.median(step_gflops),
+                "matmul_gflops": timing.median(mm_gflops),
+                "fraction": timing.median(
+                    [s / m for s, m in zip(step_gflops, mm_gflops, strict=True)]
+                ),
+                "target": TARGETS.get(name, math.nan),
+                "bench": bench,
+            }
+        )
+    pipeline_rows = []
+    for dataset in dict.fromkeys(DATASET_OF[name] for name in model_names):
+        fastest = max((n for n in step_rates if DATASET_OF[n] == dataset), key=step_rates.get)
+        bench = next(r["bench"] for r in model_rows if r["model"] == fastest)
+        data_config = bench.config.data.copy_and_resolve_references()
+        data_config.source = source
+        rate = pipeline_rate(data_config, bench.config.batch_size, pipeline_batches)
+        pipeline_rows.append(
+            {
+                "dataset": dataset,
+                "source": source,
+                "pipeline_ex_s": rate,
+                "model": fastest,
+                "train_ex_s": step_rates[fastest],
+                "ratio": rate / step_rates[fastest],
+            }
+        )
+    return model_rows, pipeline_rows
+
+
+def format_tables(model_rows, pipeline_rows):
+    """Two markdown tables."""
+    models_table = timing.markdown_table(
+        ["model", "batch", "median step (ms)", "GFLOP/s", "matmul GFLOP/s", "fraction", "target"],
+        [
+            [r["model"], r["batch"], f"{r['step_ms']:.1f}", f"{r['gflops']:.1f}",
+             f"{r['matmul_gflops']:.1f}", f"{r['fraction']:.0%}",
+             "" if math.isnan(r["target"]) else f">= {r['target']:.0%}"]
+            for r in model_rows
+        ],
+    )  # fmt: skip
+    pipeline_table = timing.markdown_table(
+        ["dataset", "source", "pipeline ex/s", "fastest model", "train ex/s", "pipeline / train"],
+        [
+            [r["dataset"], r["source"], f"{r['pipeline_ex_s']:,.0f}", r["model"],
+             f"{r['train_ex_s']:,.0f}", f"{r['ratio']:,.0f}x"]
+            for r in pipeline_rows
+        ],
+    )  # fmt: skip
+    return models_table + "\n\n" + pipeline_table
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag.")
+    allocator.use_tcmalloc()
+    model_rows, pipeline_rows = run(
+        _MODELS.value, _REPEATS.value, _SOURCE.value, _PIPELINE_BATCHES.value
+    )
+    print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, allocator {allocator.active()}")
+    print(format_tables(model_rows, pipeline_rows))
+
+
+if __name__ == "__main__":
+    app.run(main)
