@@ -240,17 +240,22 @@ def test_recurrence_mask_gradient_matches_autodiff():
 
 def _capture_lstm_inputs(model, variables, tokens, **kwargs):
     """(x (T, N, E), recurrent mask, hs) that the classifier passed to / got from its LSTM."""
-    seen = {}
 
-    def interceptor(next_fun, args, kw, context):
-        out = next_fun(*args, **kw)
-        if isinstance(context.module, text.LSTM) and context.method_name == "__call__":
-            seen.update(x=args[0], mask=args[1] if len(args) > 1 else None, hs=out)
-        return out
+    @fast_jit
+    def run(variables, tokens):
+        seen = {}
 
-    with nn.intercept_methods(interceptor):
-        model.apply(variables, tokens, rngs={"dropout": jax.random.key(9)}, **kwargs)
-    return seen
+        def interceptor(next_fun, args, kw, context):
+            out = next_fun(*args, **kw)
+            if isinstance(context.module, text.LSTM) and context.method_name == "__call__":
+                seen.update(x=args[0], mask=args[1] if len(args) > 1 else None, hs=out)
+            return out
+
+        with nn.intercept_methods(interceptor):
+            model.apply(variables, tokens, rngs={"dropout": jax.random.key(9)}, **kwargs)
+        return seen  # returned from the traced function, so no tracer leaks
+
+    return run(variables, tokens)
 
 
 def test_variational_masks_are_constant_over_time():
@@ -434,12 +439,16 @@ def test_im2col_and_xla_convs_equal_flax_conv(kernel_size, padding, shape):
     variables = reference.init(jax.random.key(1), x)
     expected = reference.apply(variables, x)
     weights = jax.random.normal(jax.random.key(2), expected.shape)
-    loss = lambda module: lambda v, x: jnp.sum(weights * module.apply(v, x))
-    expected_grads = fast_jit(jax.grad(loss(reference), (0, 1)))(variables, x)
-    for impl in ("xla", "im2col"):
-        module = conv.Conv(5, kernel_size, padding, impl)
-        np.testing.assert_allclose(module.apply(variables, x), expected, atol=2e-6)
-        grads = fast_jit(jax.grad(loss(module), (0, 1)))(variables, x)
+    modules = [reference] + [conv.Conv(5, kernel_size, padding, impl) for impl in ("xla", "im2col")]
+
+    @fast_jit
+    def values_and_grads(variables, x):
+        loss = lambda m: lambda v, x: jnp.sum(weights * m.apply(v, x))
+        return [(m.apply(variables, x), jax.grad(loss(m), (0, 1))(variables, x)) for m in modules]
+
+    (_, expected_grads), *ours = values_and_grads(variables, x)
+    for value, grads in ours:
+        np.testing.assert_allclose(value, expected, atol=2e-6)
         close = lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5)
         jax.tree.map(close, grads, expected_grads)
 
