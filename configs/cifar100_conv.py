@@ -24,27 +24,18 @@ Variants:
 
 from dropout_study import config_check
 
-VARIANTS = ("full", "quick")
+VARIANTS = config_check.VARIANTS
 
 
 def get_config(arg=None):
     """The run config of `arg` in VARIANTS (default 'full')."""
-    variant = arg or "full"
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of cifar100_conv.py; use one of {VARIANTS}.")
-    config = config_check.default_config("cifar100", "conv_family")
+    variant, config = config_check.variant_config("cifar100", "conv_family", arg, full_epochs=50)
     config.data.label_mode = "fine"
     config.model.arch = "batchnorm"
     config.model.head = "gap"
     config.model.filters = (64, 128, 256)
     config.model.num_classes = 100
-    if variant == "full":
-        config.data.source = "local"
-        config.batch_size = 128
-        config.num_epochs = 50
-    else:
-        config.data.source = "sample"
-        config.batch_size = 32
-        config.num_epochs = 3
+    config.batch_size = 128 if variant == "full" else 32
+    if variant == "quick":
         config.log_every_steps = 4
     return config

@@ -25,15 +25,12 @@ Variants:
 
 from dropout_study import config_check
 
-VARIANTS = ("full", "quick")
+VARIANTS = config_check.VARIANTS
 
 
 def get_config(arg=None):
     """The run config of `arg` in VARIANTS (default 'full')."""
-    variant = arg or "full"
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of cifar10_vgg.py; use one of {VARIANTS}.")
-    config = config_check.default_config("cifar10", "vgg")
+    variant, config = config_check.variant_config("cifar10", "vgg", arg, full_epochs=250)
     config.model.filters = (64, 128, 256)
     config.model.ndense = 512
     config.model.batch_norm = True
@@ -42,12 +39,7 @@ def get_config(arg=None):
     config.optimizer.learning_rate = 2e-3
     config.batch_size = 128
     if variant == "full":
-        config.data.source = "local"
         config.data.variant = "jpeg"
-        config.num_epochs = 250
     else:
-        config.data.source = "sample"
         config.batch_size = 32  # more steps on the small sample
-        config.num_epochs = 3
-        config.log_every_steps = 10
     return config

@@ -28,15 +28,12 @@ Variants:
 
 from dropout_study import config_check
 
-VARIANTS = ("full", "quick")
+VARIANTS = config_check.VARIANTS
 
 
 def get_config(arg=None):
     """The run config of `arg` in VARIANTS (default 'full')."""
-    variant = arg or "full"
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of denoise_unet.py; use one of {VARIANTS}.")
-    config = config_check.default_config("denoise", "unet")
+    variant, config = config_check.variant_config("denoise", "unet", arg, full_epochs=30)
     config.data.base = "cifar10"
     config.data.corruption = "gaussian"
     config.data.noise_std = 0.1
@@ -45,11 +42,5 @@ def get_config(arg=None):
     config.model.encoder_rates = (0.1, 0.1, 0.1)
     config.batch_size = 32
     if variant == "full":
-        config.data.source = "local"
         config.data.variant = "jpeg"
-        config.num_epochs = 30
-    else:
-        config.data.source = "sample"
-        config.num_epochs = 3
-        config.log_every_steps = 10
     return config

@@ -21,15 +21,12 @@ Variants:
 
 from dropout_study import config_check
 
-VARIANTS = ("full", "quick")
+VARIANTS = config_check.VARIANTS
 
 
 def get_config(arg=None):
     """The run config of `arg` in VARIANTS (default 'full')."""
-    variant = arg or "full"
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of imdb_rnn.py; use one of {VARIANTS}.")
-    config = config_check.default_config("imdb", "lstm")
+    _, config = config_check.variant_config("imdb", "lstm", arg, full_epochs=20)
     config.data.num_words = 20000
     config.data.maxlen = 200
     config.model.vocab_size = 20000
@@ -37,11 +34,4 @@ def get_config(arg=None):
     config.model.hidden_dim = 128
     config.model.output_rate = 0.5
     config.batch_size = 64
-    if variant == "full":
-        config.data.source = "local"
-        config.num_epochs = 20
-    else:
-        config.data.source = "sample"
-        config.num_epochs = 3
-        config.log_every_steps = 10
     return config

@@ -59,6 +59,27 @@ _REQUIRED = {
 }
 
 
+VARIANTS = ("full", "quick")  # the variants of every training config in configs/
+
+
+def variant_config(dataset, model, arg, *, full_epochs):
+    """(variant, config) for `--config=FILE:arg` of a training config file.
+
+    'full' (the default) trains `full_epochs` epochs on the real data (source 'local'); 'quick'
+    trains 3 epochs on the sample shipped in the package, logging every 10 steps.
+    """
+    variant = arg or "full"
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; use one of {VARIANTS}.")
+    config = default_config(dataset, model)
+    quick = variant == "quick"
+    config.data.source = "sample" if quick else "local"
+    config.num_epochs = 3 if quick else full_epochs
+    if quick:
+        config.log_every_steps = 10
+    return variant, config
+
+
 def default_config(dataset, model):
     """A run config with every field: `dataset`'s and `model`'s defaults, training defaults."""
     denoise = dataset == "denoise"
