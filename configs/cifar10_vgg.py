@@ -19,8 +19,9 @@ Variants:
     Result: test accuracy to be measured (the post reports 0.8831; target on 2 CPU cores:
     >= 0.75 within 60 minutes of training, e.g. with --config.num_epochs=N).
   quick: the shipped sample (1,500 training / 500 test images, exact pixels), 3 epochs, batch 32.
-    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
-    Result: to be measured.
+    Runtime: 2 CPU cores: 90 s for the whole command, measured with another training job
+    running; one GPU: not measured.
+    Result: best test accuracy 0.272 (epoch 3) on the sample's 500 test images (still rising).
 """
 
 from dropout_study import config_check

@@ -19,11 +19,13 @@ Variants:
     pixels of a 5,438 / 1,017 subset with --config.data.variant=exact). With
     tensorflow-datasets (`cifar10` prepared, or --config.data.download=True):
     --config.data.source=tfds.
-    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
-    Result: validation PSNR to be measured (data info records the noisy input's PSNR).
+    Runtime: 2 CPU cores: not run; the quick run's ~0.8 s per batch of 32 (under load) makes
+    it ~20 minutes per epoch, ~10 hours for 30 epochs, a job for a GPU; one GPU: not measured.
+    Result: not measured (summary.json records the noisy input's PSNR as data.baseline_psnr).
   quick: the shipped sample (1,500 training / 500 test images), 3 epochs.
-    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
-    Result: to be measured.
+    Runtime: 2 CPU cores: 180 s for the whole command, measured with another training job
+    running (without it: less); one GPU: not measured.
+    Result: best validation PSNR 24.40 dB (epoch 3); the noisy input itself: 20.33 dB.
 """
 
 from dropout_study import config_check

@@ -13,11 +13,14 @@ Variants:
     from <repo>/../shared/data/imdb (elsewhere: --config.data.data_dir=DIR). With
     tensorflow-datasets (`imdb_reviews` prepared, or --config.data.download=True):
     --config.data.source=tfds.
-    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
-    Result: test accuracy to be measured (target >= 0.86).
+    Runtime: 2 CPU cores: 27-51 s of training per epoch plus 15-21 s of evaluation, measured
+    with other jobs running (20 epochs: about 15-25 minutes); one GPU: not measured.
+    Result: with --config.early_stopping.patience=3 the run stopped after 5 epochs (~5 minutes)
+    with best test accuracy 0.8737 at epoch 2 (target >= 0.86).
   quick: the shipped sample (2,000 training / 1,000 test reviews), 3 epochs.
-    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
-    Result: to be measured.
+    Runtime: 2 CPU cores: 21 s for the whole command, measured with another training job
+    running; one GPU: not measured.
+    Result: best test accuracy 0.750 (epoch 3) on the sample's 1,000 test reviews.
 """
 
 from dropout_study import config_check

@@ -12,11 +12,14 @@ Variants:
     best epoch by test accuracy. Data: source 'local', the full 25,000 / 25,000 split from
     <repo>/../shared/data/imdb (elsewhere: --config.data.data_dir=DIR). With tensorflow-datasets
     (`imdb_reviews` prepared, or --config.data.download=True): --config.data.source=tfds.
-    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
-    Result: test accuracy to be measured (target >= 0.85).
+    Runtime: 2 CPU cores: 100-180 s of training per epoch plus 23-53 s of evaluation,
+    measured with other jobs running (20 epochs: about 45-75 minutes); one GPU: not measured.
+    Result: with --config.early_stopping.patience=3 the run stopped after 4 epochs (~11 minutes)
+    with best test accuracy 0.8620 at epoch 1 (target >= 0.85); test accuracy falls after that.
   quick: the shipped sample (2,000 training / 1,000 test reviews), 3 epochs.
-    Runtime: 2 CPU cores: to be measured; one GPU: to be measured.
-    Result: to be measured.
+    Runtime: 2 CPU cores: 39 s for the whole command, measured with another training job
+    running; one GPU: not measured.
+    Result: best test accuracy 0.797 (epoch 3) on the sample's 1,000 test reviews.
 """
 
 from dropout_study import config_check

@@ -44,6 +44,8 @@ def learning_rate_schedule(config, steps_per_epoch, num_epochs):
     if config.schedule == "cosine":
         total = steps_per_epoch * num_epochs
         warmup = round(config.warmup_epochs * steps_per_epoch)
+        if warmup == 0:  # optax warns about a zero-length warmup
+            return optax.cosine_decay_schedule(lr, max(total, 1))
         return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total, warmup + 1))
     if config.schedule == "step":
         boundaries = {round(e * steps_per_epoch): config.decay_factor for e in config.decay_epochs}

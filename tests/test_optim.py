@@ -67,6 +67,15 @@ def test_cosine_schedule_warms_up_and_decays():
     )
 
 
+def test_cosine_schedule_without_warmup_starts_at_the_peak():
+    schedule = optim.learning_rate_schedule(
+        _config(schedule="cosine"), steps_per_epoch=10, num_epochs=5
+    )
+    np.testing.assert_allclose(
+        [schedule(0), schedule(25), schedule(50)], [1e-3, 5e-4, 0.0], atol=1e-9
+    )
+
+
 def test_step_schedule_multiplies_at_epochs():
     schedule = optim.learning_rate_schedule(
         _config(schedule="step", decay_epochs=(2, 4), decay_factor=0.5), 10, 6
