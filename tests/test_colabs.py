@@ -3,15 +3,13 @@
 Each notebook runs in a fresh kernel of this interpreter from the repository root, with
 DROPOUT_STUDY_SMALL=1 (read by its parameters cell). A probe cell appended to the in-memory copy
 then reports the notebook's own variables as JSON, so the test checks what the notebook computed
-and showed, not only that it ran. reading_a_study reads the committed results/post000/raw when
-present, else a tiny post-000 study that the test runs first on the shipped sample.
+and showed, not only that it ran. reading_a_study reads the committed results/post000/raw, its
+default.
 """
 
 import json
 import math
-import os
 import pathlib
-import subprocess
 import sys
 
 import nbformat
@@ -29,28 +27,6 @@ NOTEBOOKS = ("quickstart", "dropout_variants", "timing", "mc_dropout", "reading_
 COMMITTED_STUDY = REPO / "results" / "post000" / "raw"
 CELL_TIMEOUT_S = 300
 COLAB_URL = "https://github.com/OWNER/dropout_study"
-
-# The tiny study: post 000 on the shipped sample, two keep probabilities x two seeds, 2 epochs.
-TINY_STUDY = '''"""Post 000 shrunk to seconds for the notebook test."""
-
-from dropout_study import study
-
-
-def get_config(arg=None):
-    config = study.load_config_file({path!r}, "cpu")
-    config.scale = "tiny"
-    config.notes = "the shipped sample: 128 / 128 reviews of 32 words, keep 0.5 and 0.9, 2 epochs"
-    config.seeds = (0, 1)
-    for sweep in config.sweeps.values():
-        sweep.base.data.update(
-            source="sample", max_train=128, max_eval=128, num_words=1000, maxlen=32
-        )
-        sweep.base.model.update(vocab_size=1000, embed_dim=16)
-        sweep.base.update(num_epochs=2, batch_size=32)
-        sweep.axes.keep.values = (0.5, 0.9)
-        sweep.reference = "keep0.9"
-    return config
-'''
 
 PROBES = {
     "quickstart": """{
@@ -139,27 +115,6 @@ def _small_mode(monkeypatch, tmp_path):
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' run folders land in tmp_path
 
 
-@pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    """The committed results/post000/raw, else a tiny post-000 study run by the study command."""
-    if (COMMITTED_STUDY / study.MANIFEST).is_file():
-        return COMMITTED_STUDY
-    tmp = tmp_path_factory.mktemp("tiny_study")
-    config = tmp / "tiny_post000.py"
-    config.write_text(TINY_STUDY.format(path=str(REPO / "configs/studies/post000.py")))
-    cache = {  # runs of different seeds share programs: compile each once
-        "JAX_COMPILATION_CACHE_DIR": str(tmp / "jax_cache"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
-    command = [sys.executable, "-m", "dropout_study.study", f"--config={config}"]
-    run = subprocess.run(
-        [*command, f"--workdir={tmp}"], cwd=REPO, env={**os.environ, **cache}, capture_output=True
-    )
-    assert run.returncode == 0, run.stderr.decode()[-3000:]
-    return tmp / "post000"
-
-
 def test_notebooks_are_committed_clean_and_start_with_the_colab_setup():
     assert sorted(p.stem for p in COLABS.glob("*.ipynb")) == sorted(NOTEBOOKS)
     for name in NOTEBOOKS:
@@ -234,10 +189,10 @@ def test_mc_dropout_uncertainty_is_well_formed():
             assert 0.0 <= numbers[key] <= 1.0
 
 
-def test_reading_a_study_shows_the_library_verdicts(study_dir, monkeypatch):
-    monkeypatch.setenv("DROPOUT_STUDY_RESULTS", str(study_dir))
+def test_reading_a_study_shows_the_library_verdicts_of_the_committed_results(monkeypatch):
+    monkeypatch.delenv("DROPOUT_STUDY_RESULTS", raising=False)
     nb, got = execute("reading_a_study")
-    manifest, records = study.load_study(study_dir)
+    manifest, records = study.load_study(COMMITTED_STUDY)
     table = report.build_table(records)
     expected = {c.id: claims.evaluate(c, table).verdict for c in claims.for_study("post000")}
     assert got["study"] == manifest["name"] == "post000"

@@ -1,0 +1,41 @@
+"""The committed study results: every run of the cpu scale finished, and each report regenerates
+from its committed raw metrics exactly."""
+
+import pathlib
+
+import pytest
+
+from dropout_study import report, study
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results"
+COMMITTED = ("post000",)  # the studies whose cpu-scale results are committed under results/
+TABLES = ("runs.csv", "cells.csv", "differences.csv")
+
+
+def _without_regenerate_line(text):
+    """REPORT.md less the line naming its own output folder."""
+    return [line for line in text.splitlines() if not line.startswith("Report regenerated with")]
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_study_holds_every_run_of_its_cpu_scale(name):
+    manifest, records = study.load_study(RESULTS / name / "raw")
+    config = study.load_config_file(REPO / "configs" / "studies" / f"{name}.py", "cpu")
+    expected = {(t.name, seed) for t in study.expand(config) for seed in config.seeds}
+    assert manifest["name"] == name and manifest["scale"] == "cpu"
+    assert {(r.trial, r.seed) for r in records if r.status == study.DONE} == expected
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_report_regenerates_from_its_raw_metrics(name, tmp_path):
+    committed = RESULTS / name
+    report.write_report(committed / "raw", tmp_path)
+    for table in TABLES:
+        assert (tmp_path / table).read_text() == (committed / table).read_text(), table
+    assert _without_regenerate_line((tmp_path / "REPORT.md").read_text()) == (
+        _without_regenerate_line((committed / "REPORT.md").read_text())
+    )
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(
+        p.name for p in committed.glob("*.png")
+    )
