@@ -11,9 +11,10 @@ saves 4 validation images with its best checkpoint's output for the report's exa
 Scales:
   full: configs/denoise_unet.py as it is: filters (32, 64, 128), batch 32, Adam, 30 epochs, clean
     images from the full CIFAR-10 (JPEG copy, 50,000 / 10,000); 5 seeds.
-  cpu (2 CPU cores, about 55 minutes): filters (16, 32, 64); 4,000 images of the exact-pixel
-    CIFAR-10 training subset (a fixed random subset, data.max_train) and its 1,017 test images;
-    10 epochs; checkpoints at epoch ends only; 5 seeds (the timing claims need them).
+  cpu (2 CPU cores: 49 minutes as two shards of one core each; results/post004): filters
+    (16, 32, 64); 4,000 images of the exact-pixel CIFAR-10 training subset (a fixed random
+    subset, data.max_train) and its 1,017 test images; 10 epochs; checkpoints at epoch ends only;
+    5 seeds (the timing claims need them).
 
   python -m dropout_study.study --config=configs/studies/post004.py:cpu --workdir=workdirs/studies
   python -m dropout_study.report --workdir=workdirs/studies/post004 --out=results/post004
