@@ -13,9 +13,10 @@ Scales:
   full: configs/cifar100_conv.py as it is: filters (64, 128, 256), batch 128, Adam, 50 epochs, on
     the full CIFAR-100 from tensorflow-datasets (source 'tfds', 50,000 / 10,000); Cutout 8x8
     (DeVries & Taylor's size for CIFAR-100); 5 seeds.
-  cpu (2 CPU cores, about 60 minutes): CIFAR-10 instead of CIFAR-100, because the local CIFAR-100
-    subset (1,117 training images for 100 classes, 5 to 22 per class) is too small to resolve
-    these differences: the exact-pixel CIFAR-10 subset (5,438 / 1,017 images, 10 classes);
+  cpu (2 CPU cores: 45 minutes as two shards of one core each; results/post002):
+    CIFAR-10 instead of CIFAR-100, because the local CIFAR-100 subset (1,117 training images for
+    100 classes, 5 to 22 per class) is too small to resolve these differences: the exact-pixel
+    CIFAR-10 subset (5,438 / 1,017 images, 10 classes);
     filters (16, 32, 64); 20 epochs; Cutout 16x16 (the paper's size for CIFAR-10); checkpoints
     at epoch ends only; 3 seeds.
 
