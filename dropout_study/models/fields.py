@@ -20,15 +20,15 @@ def check_choice(name: str, value, allowed: Sequence) -> None:
         raise ValueError(f"{name}={value!r} is not one of {tuple(allowed)}; pick one of these.")
 
 
-def check_per_level(name: str, values: Sequence, levels: int) -> tuple:
-    """Returns `values` as a tuple if it has one entry per level, else raises ValueError."""
-    values = tuple(values)
-    if len(values) != levels:
+def check_level_rates(name: str, rates: Sequence, levels: int) -> None:
+    """Raises ValueError unless `rates` has one entry per level, each a valid dropout rate."""
+    rates = tuple(rates)
+    if len(rates) != levels:
         raise ValueError(
-            f"{name}={values!r} has {len(values)} entries but the model has {levels} levels; "
+            f"{name}={rates!r} has {len(rates)} entries but the model has {levels} levels; "
             f"give one value per level."
         )
-    return values
+    check_rates(name, rates)
 
 
 def active(train: bool, dropout_flag: bool | None) -> bool:

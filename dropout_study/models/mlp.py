@@ -36,7 +36,7 @@ class MLP(nn.Module):
 
     def __post_init__(self):
         fields.check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        fields.check_rates("rates", fields.check_per_level("rates", self.rates, len(self.hidden)))
+        fields.check_level_rates("rates", self.rates, len(self.hidden))
         fields.check_dropout(
             "dropout_variant", self.dropout_variant, self.sampler,
             ("auto", *fields.ELEMENTWISE_VARIANTS),

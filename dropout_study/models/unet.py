@@ -35,10 +35,8 @@ class UNet(nn.Module):
 
     def __post_init__(self):
         levels = len(self.filters)
-        fields.check_rates("encoder_rates", fields.check_per_level(
-            "encoder_rates", self.encoder_rates, levels))  # fmt: skip
-        fields.check_rates("skip_rates", fields.check_per_level(
-            "skip_rates", self.skip_rates, levels))  # fmt: skip
+        fields.check_level_rates("encoder_rates", self.encoder_rates, levels)
+        fields.check_level_rates("skip_rates", self.skip_rates, levels)
         fields.check_dropout("dropout_variant", self.dropout_variant, self.sampler)
         fields.check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
         fields.check_choice("conv_impl", self.conv_impl, conv.IMPLS)

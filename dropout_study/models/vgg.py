@@ -56,10 +56,8 @@ class VGG(nn.Module):
 
     def __post_init__(self):
         levels = len(self.filters)
-        fields.check_rates("block_rates", fields.check_per_level(
-            "block_rates", self.block_rates, levels))  # fmt: skip
-        fields.check_rates("dense_rates", fields.check_per_level(
-            "dense_rates", self.dense_rates, NUM_DENSE))  # fmt: skip
+        fields.check_level_rates("block_rates", self.block_rates, levels)
+        fields.check_level_rates("dense_rates", self.dense_rates, NUM_DENSE)
         fields.check_dropout("block_variant", self.block_variant, self.sampler)
         fields.check_choice("conv_impl", self.conv_impl, conv.IMPLS)
         fields.check_dropout(
