@@ -18,10 +18,9 @@ import statistics
 
 import numpy as np
 from absl import app, flags
-from matplotlib.figure import Figure
 
 from dropout_study import claims as claims_lib
-from dropout_study import stats, study
+from dropout_study import figures, stats, study
 
 RAW_FILES = (
     study.METRICS,
@@ -229,23 +228,11 @@ def _score_metric(table, trials):
     return None
 
 
-def _figure(rows=1, cols=1, *, figsize, squeeze=True):
-    """A figure (no pyplot: no global state, Agg canvas) and its axes."""
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(rows, cols, squeeze=squeeze)
-
-
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path.name
-
-
 def plot_curves(records, trials_by_sweep, out):
     """Validation score per epoch, mean over finished seeds: a line per trial, a file per sweep."""
     names = []
     for sweep, trials in trials_by_sweep.items():
-        fig, ax = _figure(figsize=(7, 4.5))
+        fig, ax = figures.figure(figsize=(7, 4.5))
         score = "accuracy"
         for trial in trials:
             runs = [r for r in records if r.trial == trial and r.summary is not None and r.epochs]
@@ -257,7 +244,7 @@ def plot_curves(records, trials_by_sweep, out):
             ax.plot(np.arange(1, length + 1), curve, label=f"{trial} (n={len(runs)})")
         ax.set(xlabel="epoch", ylabel=f"validation {score}", title=f"{sweep}: mean over seeds")
         ax.legend(fontsize=6, ncol=2)
-        names.append(_save(fig, out / f"curves_{sweep}.png"))
+        names.append(figures.save(fig, out / f"curves_{sweep}.png"))
     return names
 
 
@@ -278,7 +265,7 @@ def plot_against_axes(table, out):
         for metric in (_score_metric(table, trials), "epoch_time"):
             if metric is None:
                 continue
-            fig, ax = _figure(figsize=(6, 4))
+            fig, ax = figures.figure(figsize=(6, 4))
             groups = {}
             for t in trials:
                 p = table.params(t)
@@ -298,7 +285,7 @@ def plot_against_axes(table, out):
                     ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=group)
             ax.set(xlabel=label, ylabel=metric, title=f"{metric} against {label} (95% CI)")
             ax.legend(fontsize=8)
-            names.append(_save(fig, out / f"{metric}_vs_{label}.png"))
+            names.append(figures.save(fig, out / f"{metric}_vs_{label}.png"))
     return names
 
 
@@ -321,7 +308,7 @@ def plot_block_grid(table, out):
         grid = np.full((len(blocks), len(rates)), np.nan)
         for (b, r), v in cells.items():
             grid[blocks.index(b), rates.index(r)] = v * 100
-        fig, ax = _figure(figsize=(1.6 * len(rates) + 2, 1.2 * len(blocks) + 1.5))
+        fig, ax = figures.figure(figsize=(1.6 * len(rates) + 2, 1.2 * len(blocks) + 1.5))
         image = ax.imshow(grid, cmap="YlGn", aspect="auto")
         for (i, j), v in np.ndenumerate(grid):
             ax.text(j, i, f"{v:.1f}", ha="center", va="center")
@@ -329,7 +316,7 @@ def plot_block_grid(table, out):
         ax.set_yticks(range(len(blocks)), [f"block {b + 1}" for b in blocks])
         ax.set(xlabel="dropout rate in that block only", title=f"{sweep}: {score} (%)")
         fig.colorbar(image, ax=ax)
-        names.append(_save(fig, out / f"block_grid_{sweep}.png"))
+        names.append(figures.save(fig, out / f"block_grid_{sweep}.png"))
     return names
 
 
@@ -341,7 +328,7 @@ def plot_cases(table, out):
         trials = table.trials(sweep=sweep)
         if len(trials) < 2 or any(len(table.params(t)) > 2 for t in trials):
             continue  # only sweeps of cases alone (no axis)
-        fig, axes = _figure(1, 2, figsize=(11, 0.35 * len(trials) + 2))
+        fig, axes = figures.figure(1, 2, figsize=(11, 0.35 * len(trials) + 2))
         for ax, metric in zip(axes, (_score_metric(table, trials), "epoch_time"), strict=True):
             shown = []
             for t in trials:
@@ -362,7 +349,7 @@ def plot_cases(table, out):
             pad = 0.1 * (hi - lo) or 0.01
             ax.set_xlim(lo - pad, hi + pad)
             ax.set(xlabel=metric, title=f"{sweep}: {metric} (95% CI)")
-        names.append(_save(fig, out / f"cases_{sweep}.png"))
+        names.append(figures.save(fig, out / f"cases_{sweep}.png"))
     return names
 
 
@@ -386,7 +373,7 @@ def plot_reliability(records, out):
     trials = list(dict.fromkeys(r.trial for r in records if r.mc_eval))
     if not trials:
         return []
-    fig, axes = _figure(1, len(trials), figsize=(3.6 * len(trials), 3.8), squeeze=False)
+    fig, axes = figures.figure(1, len(trials), figsize=(3.6 * len(trials), 3.8), squeeze=False)
     for ax, trial in zip(axes[0], trials, strict=True):
         evals = [r.mc_eval for r in records if r.trial == trial and r.mc_eval]
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
@@ -396,7 +383,7 @@ def plot_reliability(records, out):
             ax.plot(conf, acc, marker="o", label=f"{label} (ECE {ece:.3f})")
         ax.set(xlabel="confidence", ylabel="accuracy", title=f"{trial} (n={len(evals)})")
         ax.legend(fontsize=7)
-    return [_save(fig, out / "reliability.png")]
+    return [figures.save(fig, out / "reliability.png")]
 
 
 def plot_denoise_examples(records, study_dir, out, count=4):
@@ -412,14 +399,14 @@ def plot_denoise_examples(records, study_dir, out, count=4):
     columns = [("noisy", first["noisy"]), ("clean", first["clean"])]
     columns += [(t, d["denoised"]) for t, d in shown.items()]
     rows = min(count, len(first["clean"]))
-    fig, axes = _figure(rows, len(columns), figsize=(1.6 * len(columns), 1.7 * rows))
+    fig, axes = figures.figure(rows, len(columns), figsize=(1.6 * len(columns), 1.7 * rows))
     axes = np.atleast_2d(axes)
     for j, (title, images) in enumerate(columns):
         for i in range(rows):
             axes[i, j].imshow(images[i])  # uint8 (N, H, W, C)
             axes[i, j].axis("off")
         axes[0, j].set_title(title, fontsize=6)
-    return [_save(fig, out / "denoise_examples.png")]
+    return [figures.save(fig, out / "denoise_examples.png")]
 
 
 # REPORT.md ---------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ import optax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dropout_study import allocator, compact, dropout, layers, masks
+from dropout_study import allocator, compact, dropout, figures, layers, masks
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Timing config file and variant, e.g. configs/timing.py:quick."
@@ -731,21 +731,9 @@ def epochs_table(rows) -> str:
     )
 
 
-def _pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (imported late: workers never plot)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_sampling(results, path):
-    plt = _pyplot()
-
     rows = results["sampling"]["rate_rows"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figures.figure(figsize=(6, 4))
     for sampler in dict.fromkeys(r["sampler"] for r in rows):
         mine = [r for r in rows if r["sampler"] == sampler]
         ax.plot([r["rate"] for r in mine], [r["dropout_ms"] for r in mine], "o-", label=sampler)
@@ -758,15 +746,11 @@ def _plot_sampling(results, path):
         title=f"Inverted dropout of {results['sampling']['impl_elements']} float32",
     )
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    figures.save(fig, path)
 
 
 def _plot_attribution(rows, path):
-    plt = _pyplot()
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figures.figure(figsize=(6, 4))
     names = [r["model"] for r in rows]
     parts = np.array(
         [[r["off_ms"], max(r["sampling_ms"], 0.0), max(r["application_ms"], 0.0)] for r in rows]
@@ -782,15 +766,11 @@ def _plot_attribution(rows, path):
     ax.set(ylabel="share of the train step", ylim=(low, 1.0), title="Train step split")
     ax.tick_params(axis="x", labelrotation=30)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    figures.save(fig, path)
 
 
 def _plot_compact(rows, path):
-    plt = _pyplot()
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = figures.figure(figsize=(6, 4))
     for layer in dict.fromkeys(r["layer"] for r in rows):
         mine = [r for r in rows if r["layer"] == layer]
         ax.plot([r["rate"] for r in mine], [r["speedup"] for r in mine], "o-", label=layer)
@@ -810,16 +790,12 @@ def _plot_compact(rows, path):
         title="Compact dropout speed-up (fwd+bwd)",
     )
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    figures.save(fig, path)
 
 
 def _plot_epochs(rows, path):
-    plt = _pyplot()
-
     models = list(dict.fromkeys(r["model"] for r in rows))
-    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.5), squeeze=False)
+    fig, axes = figures.figure(1, len(models), figsize=(4 * len(models), 3.5), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         mine = [r for r in rows if r["model"] == model]
         same = all(r["fastest_epoch_s"] == r["default_epoch_s"] for r in mine)
@@ -831,9 +807,7 @@ def _plot_epochs(rows, path):
                 ax.plot(*zip(*pts, strict=True), "o-", label=method.replace("_", " "))
         ax.set(xlabel="keep probability", ylabel="s per epoch", title=model, ylim=(0, None))
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    figures.save(fig, path)
 
 
 def targets(results) -> list[list]:

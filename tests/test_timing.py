@@ -26,7 +26,7 @@ def test_measure_interleaves_and_takes_medians():
     def thunk(name, seconds):
         return lambda: calls.append(name) or time.sleep(seconds)
 
-    samples = timing.measure({"a": thunk("a", 0.001), "b": thunk("b", 0.004)}, 4, 0.0)
+    samples = timing.measure({"a": thunk("a", 0.001), "b": thunk("b", 0.05)}, 4, 0.0)
     assert [len(s) for s in samples.values()] == [4, 4]
     assert calls[4:] == ["a", "b", "b", "a", "a", "b", "b", "a"]  # after 2 warm-up calls each
     assert 0.001 <= timing.median(samples["a"]) < timing.median(samples["b"])
