@@ -311,7 +311,7 @@ def plot_block_grid(table, out):
         fig, ax = figures.figure(figsize=(1.6 * len(rates) + 2, 1.2 * len(blocks) + 1.5))
         image = ax.imshow(grid, cmap="YlGn", aspect="auto")
         for (i, j), v in np.ndenumerate(grid):
-            ax.text(j, i, f"{v:.1f}", ha="center", va="center")
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", bbox={"fc": "w", "lw": 0})
         ax.set_xticks(range(len(rates)), [f"{r:g}" for r in rates])
         ax.set_yticks(range(len(blocks)), [f"block {b + 1}" for b in blocks])
         ax.set(xlabel="dropout rate in that block only", title=f"{sweep}: {score} (%)")

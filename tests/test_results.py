@@ -9,7 +9,7 @@ from dropout_study import report, study
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
-COMMITTED = ("post000", "post002", "post004")  # studies with cpu-scale results under results/
+COMMITTED = ("post000", "post001", "post002", "post004")  # studies with cpu-scale results under results/
 TABLES = ("runs.csv", "cells.csv", "differences.csv")
 
 
