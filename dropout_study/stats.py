@@ -105,7 +105,8 @@ def slope(xs, series, confidence=CONFIDENCE):
         y = np.asarray(ys, dtype=np.float64)
         ok = np.isfinite(y)
         if ok.sum() >= 2 and np.ptp(x[ok]) > 0:
-            slopes.append(float(np.polyfit(x[ok], y[ok], 1)[0]))
+            dx, dy = x[ok] - x[ok].mean(), y[ok] - y[ok].mean()  # centred: flat y gives exactly 0
+            slopes.append(float(dx @ dy / (dx @ dx)))
     if not slopes:
         raise ValueError(f"a slope needs two distinct x with values for some seed; x={x.tolist()}.")
     return t_interval(slopes, confidence)

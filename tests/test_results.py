@@ -9,7 +9,8 @@ from dropout_study import report, study
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
-COMMITTED = ("post000", "post001", "post002", "post004")  # studies with cpu-scale results under results/
+# Every study config: each must have its cpu-scale results committed under results/.
+COMMITTED = sorted(p.stem for p in (REPO / "configs" / "studies").glob("post*.py"))
 TABLES = ("runs.csv", "cells.csv", "differences.csv")
 
 

@@ -82,6 +82,13 @@ def test_slope_recovers_a_known_trend_and_skips_missing_points():
         stats.slope(xs, {0: [math.nan] * 4 + [1.0]})
 
 
+def test_slope_of_a_constant_is_exactly_zero():
+    # A parameter count that does not change with the rate: the interval is [0, 0], so the claim
+    # "it falls" (slope < 0) is contradicted, not left to round-off.
+    est = stats.slope([0.0, 0.3, 0.5, 0.7, 0.9], {s: [1841162.0] * 5 for s in range(3)})
+    assert (est.mean, est.low, est.high) == (0.0, 0.0, 0.0)
+
+
 def _synthetic(effect, noise, seeds=5, seed=0):
     """Per-seed accuracies of A and B with a known true difference `effect` (paired noise)."""
     rng = np.random.default_rng(seed)
