@@ -9,8 +9,8 @@ from dropout_study import report, study
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
-# Every study config: each must have its cpu-scale results committed under results/.
-COMMITTED = sorted(p.stem for p in (REPO / "configs" / "studies").glob("post*.py"))
+# Every study config; each must have its cpu-scale results committed under results/.
+STUDIES = sorted(p.stem for p in (REPO / "configs" / "studies").glob("post*.py"))
 TABLES = ("runs.csv", "cells.csv", "differences.csv")
 
 
@@ -19,7 +19,7 @@ def _without_regenerate_line(text):
     return [line for line in text.splitlines() if not line.startswith("Report regenerated with")]
 
 
-@pytest.mark.parametrize("name", COMMITTED)
+@pytest.mark.parametrize("name", STUDIES)
 def test_committed_study_holds_every_run_of_its_cpu_scale(name):
     manifest, records = study.load_study(RESULTS / name / "raw")
     config = study.load_config_file(REPO / "configs" / "studies" / f"{name}.py", "cpu")
@@ -28,7 +28,7 @@ def test_committed_study_holds_every_run_of_its_cpu_scale(name):
     assert {(r.trial, r.seed) for r in records if r.status == study.DONE} == expected
 
 
-@pytest.mark.parametrize("name", COMMITTED)
+@pytest.mark.parametrize("name", STUDIES)
 def test_committed_report_regenerates_from_its_raw_metrics(name, tmp_path):
     committed = RESULTS / name
     report.write_report(committed / "raw", tmp_path)

@@ -392,6 +392,7 @@ def test_study_configs_expand_into_valid_training_configs(path):
                 assert trial.config.data.source == "local", trial.name
     with pytest.raises(ValueError, match="scale"):
         study_lib.load_config_file(path, "tiny")
-    text = path.read_text()  # the docstring states the cpu reductions and the command
-    assert re.search(r"cpu \(2 CPU cores(, about|:) \d+ minutes", text)
+    text = path.read_text()  # the docstring states the cpu reductions, measured time and command
+    measured = rf"cpu \(2 CPU cores: \d+ minutes as two shards .*; results/{path.stem}\)"
+    assert re.search(measured, text)
     assert f"--config=configs/studies/{path.stem}.py:cpu" in text
