@@ -38,6 +38,7 @@ _REQUIRED = {
     "eval_batch_size": numbers.Integral,
     "num_epochs": numbers.Integral,
     "monitor": str,
+    "test_every_epoch": bool,
     "checkpoint_every_steps": numbers.Integral,
     "log_every_steps": numbers.Integral,
     "data.name": str,
@@ -93,6 +94,7 @@ def default_config(dataset, model):
             "eval_batch_size": 256,
             "num_epochs": 10,
             "monitor": "val_psnr" if denoise else "val_accuracy",  # best checkpoint, early stop
+            "test_every_epoch": False,  # also score the test split each epoch (never selects)
             "checkpoint_every_steps": 500,  # mid-epoch 'latest' checkpoints; 0 = epoch ends only
             "log_every_steps": 100,  # progress lines (running loss) and the NaN check
             "optimizer": optim.default_config(),

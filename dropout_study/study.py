@@ -464,7 +464,7 @@ def _calibration(probs, labels):
 
 def evaluate_mc(config, workdir, num_samples):
     """MC dropout (`num_samples` passes, batch-norm in inference mode) against deterministic
-    inference, on the validation split with the run's best checkpoint: accuracy, NLL, ECE."""
+    inference, on the test split with the run's best (validation-selected) checkpoint."""
     from dropout_study import data, train  # imported on use: they load TensorFlow (slow)
     from dropout_study.data import pipeline
 
@@ -484,7 +484,7 @@ def evaluate_mc(config, workdir, num_samples):
 
     key = jax.random.fold_in(jax.random.key(config.seed), MC_KEY_SALT)
     outs, labels = [], []
-    for i, batch in enumerate(pipeline.padded_batches(dataset.validation, config.eval_batch_size)):
+    for i, batch in enumerate(pipeline.padded_batches(dataset.test, config.eval_batch_size)):
         result = jax.device_get(predict(jax.random.fold_in(key, i), batch["x"]))
         outs.append([np.asarray(r)[batch["mask"]] for r in result])
         labels.append(np.asarray(batch["y"])[batch["mask"]])
@@ -508,12 +508,12 @@ def _to_uint8(images):
 
 
 def denoise_examples(config, workdir, count):
-    """The first `count` validation pairs and the best checkpoint's outputs, as uint8 images."""
+    """The first `count` test pairs and the best checkpoint's outputs, as uint8 images."""
     from dropout_study import data, train
 
     model, variables = train.restore_best(config, workdir)
-    validation = data.load(config.data).validation
-    noisy, clean = validation.x[:count], validation.y[:count]
+    test = data.load(config.data).test
+    noisy, clean = test.x[:count], test.y[:count]
     denoised = model.apply(variables, noisy, train=False)
     return {
         k: _to_uint8(v) for k, v in (("noisy", noisy), ("clean", clean), ("denoised", denoised))

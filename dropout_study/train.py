@@ -227,8 +227,11 @@ def _fresh_meta():
     }
 
 
-def summarize(config, info, meta, *, num_params, compile_s, workdir):
-    """The run's short summary: best epoch and value, data source and sizes, times."""
+def summarize(config, info, meta, test, *, num_params, compile_s, workdir):
+    """The run's short summary: best epoch and value, test scores, data source and sizes, times.
+
+    `test`: score_test's {"selected": ..., "final": ...} (None on processes that write nothing).
+    """
     history = meta["history"]
     timed = [r for r in history if not r["warmup"]]
     best = meta["best"] or {}
@@ -249,6 +252,7 @@ def summarize(config, info, meta, *, num_params, compile_s, workdir):
         f"best_{config.monitor}": best.get("value"),
         "best": best_record,
         "final": history[-1] if history else None,
+        "test": test,
         "times": {
             "compile_s": compile_s,
             "train_s": sum(r["train_time_s"] for r in history),
@@ -287,9 +291,19 @@ def format_summary(summary):
             f"{summary['num_params']:,} parameters",
             f"best {monitor} {best:.4f} at epoch {summary['best_epoch']} of "
             f"{summary['epochs_run']}" + (" (stopped early)" if summary["stopped_early"] else ""),
+            _test_line(summary),
             f"compile {times['compile_s']:.1f} s, training {times['train_s']:.1f} s, {speed}",
             f"results in {summary['workdir']}",
         ]
+    )
+
+
+def _test_line(summary):
+    selected = summary["test"]["selected"]
+    score = score_name(summary["task"])
+    return (
+        f"test {score} {selected[score]:.4f} at the selected epoch {selected['epoch']} "
+        f"(test split: {summary['data'].get('validation')!r} protocol)"
     )
 
 
@@ -364,14 +378,29 @@ def _augments(config):
     return bool(config.augment.crop_pad or config.augment.flip or config.augment.cutout)
 
 
-def evaluate(loop, state):
-    """Mean loss and score of `state` over the whole validation split."""
+def evaluate(loop, state, split):
+    """Mean loss and score of `state` over a whole split (validation or test)."""
     sums = parallel.replicate(zero_eval_sums(), loop.mesh)
-    for batch in pipeline.padded_batches(
-        loop.dataset.validation, loop.config.eval_batch_size, **loop.process
-    ):
+    for batch in pipeline.padded_batches(split, loop.config.eval_batch_size, **loop.process):
         sums = loop.eval_fn(state, sums, parallel.global_batch(batch, loop.mesh))
     return _means(sums, loop.config.task)
+
+
+def score_test(loop, like, meta):
+    """Test loss and score at the selected ('best') checkpoint and at the last epoch.
+
+    This is the only place the test split is scored for results: selection (best epoch, early
+    stopping, the checkpoint later evaluations restore) reads the validation split alone.
+    """
+    scores = {}
+    for name, which in (("selected", checkpoint.BEST), ("final", checkpoint.LATEST)):
+        carry, saved = loop.checkpoints.restore(which, like)
+        scores[name] = {
+            "epoch": saved["history"][-1]["epoch"] if saved["history"] else 0,
+            **evaluate(loop, carry["state"], loop.dataset.test),
+        }
+    scores["selected"]["epoch"] = meta["best"]["epoch"]
+    return scores
 
 
 def _train_epoch(loop, state, sums, meta):
@@ -475,6 +504,9 @@ def train_and_evaluate(config, workdir):
     config_check.validate(config)
     workdir = pathlib.Path(workdir)
     config_check.check_workdir(config, workdir)
+    if (workdir / SUMMARY_FILE).exists():  # a finished run is left exactly as it is
+        logging.info("%s is finished; nothing to do", workdir)
+        return json.loads((workdir / SUMMARY_FILE).read_text())
     writes = jax.process_index() == 0
     dataset, mesh, steps_per_epoch, train_key, carry, meta, checkpoints = _prepare(config, workdir)
     num_params = sum(int(np.size(p)) for p in jax.tree.leaves(carry["state"].params))
@@ -483,39 +515,38 @@ def train_and_evaluate(config, workdir):
         _write_json_lines(workdir / METRICS_FILE, meta["history"], "w")
     writer = metric_writers.create_default_writer(workdir, just_logging=not writes)
     process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
-    compile_s = 0.0
     try:
+        # Compiled even for a finished run: every process scores the test split together.
+        train_fn, eval_fn, compile_s = _compile(config, dataset, mesh, carry, train_key, process)
+        logging.info("compiled the train and eval steps in %.1f s", compile_s)
+        progress = periodic_actions.ReportProgress(
+            num_train_steps=steps_per_epoch * config.num_epochs,
+            writer=writer,
+            every_steps=config.log_every_steps,
+            every_secs=None,
+        )
+        loop = _Loop(
+            config,
+            dataset,
+            mesh,
+            steps_per_epoch,
+            train_fn,
+            eval_fn,
+            train_key,
+            checkpoints,
+            writer,
+            progress,
+            process,
+        )
         if not meta["done"]:
-            train_fn, eval_fn, compile_s = _compile(
-                config, dataset, mesh, carry, train_key, process
-            )
-            logging.info("compiled the train and eval steps in %.1f s", compile_s)
-            progress = periodic_actions.ReportProgress(
-                num_train_steps=steps_per_epoch * config.num_epochs,
-                writer=writer,
-                every_steps=config.log_every_steps,
-                every_secs=None,
-            )
-            loop = _Loop(
-                config,
-                dataset,
-                mesh,
-                steps_per_epoch,
-                train_fn,
-                eval_fn,
-                train_key,
-                checkpoints,
-                writer,
-                progress,
-                process,
-            )
             meta = _train_epochs(loop, carry, meta, compile_s, workdir if writes else None)
+        test = score_test(loop, carry, meta)
     finally:
         checkpoints.close()
         writer.close()
     info = json.loads(_dumps(dataset.info))
     summary = summarize(
-        config, info, meta, num_params=num_params, compile_s=compile_s, workdir=workdir
+        config, info, meta, test, num_params=num_params, compile_s=compile_s, workdir=workdir
     )
     if writes:
         (workdir / SUMMARY_FILE).write_text(_dumps(summary, indent=1, sort_keys=True) + "\n")
@@ -533,9 +564,12 @@ def _train_epochs(loop, carry, meta, compile_s, metrics_dir):
         train_metrics = _means(sums, config.task)
         times = {"train": time.perf_counter() - start, "compile": compile_s}
         start = time.perf_counter()
-        val_metrics = evaluate(loop, state)
+        val_metrics = evaluate(loop, state, loop.dataset.validation)
         times["eval"] = time.perf_counter() - start
         record = _epoch_record(loop, meta, step, train_metrics, val_metrics, times)
+        if config.test_every_epoch:  # the posts' protocol, for comparison only: never selects
+            test_metrics = evaluate(loop, state, loop.dataset.test)
+            record.update({f"test_{k}": v for k, v in test_metrics.items()})
         compile_s = 0.0
         meta, improved, stop = update_best(
             {**meta, "step": step, "history": [*meta["history"], record]},

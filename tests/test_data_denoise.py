@@ -9,14 +9,14 @@ from dropout_study.data import denoise
 
 def pairs(**fields):
     config = data.default_config("denoise")  # the shipped sample: 1,500 + 500 CIFAR-10 images
-    config.update(fields)
+    config.update({"validation": "test", **fields})
     return data.load(config)
 
 
 def test_clean_targets_are_the_images_on_the_unit_scale():
     dataset = pairs(max_train=200)
     config = data.default_config("cifar10")
-    config.update(normalise=False, max_train=200)
+    config.update(normalise=False, max_train=200, validation="test")
     clean = data.load(config)
     np.testing.assert_array_equal(dataset.train.y, clean.train.x)
     assert dataset.train.x.dtype == dataset.train.y.dtype == np.float32

@@ -86,7 +86,7 @@ def keras_reference(
 
 def sample_config(**fields):
     config = data.default_config("imdb")
-    config.update(fields)
+    config.update({"validation": "test", **fields})  # the file's own splits, unless a test asks
     return config
 
 
@@ -208,7 +208,7 @@ def test_holdout_is_stratified_and_deterministic():
     first, second = data.load(config), data.load(config)
     np.testing.assert_array_equal(first.validation.x, second.validation.x)
     np.testing.assert_array_equal(np.bincount(first.validation.y), [200, 200])
-    assert first.info["sizes"] == {"train": 1600, "validation": 400}
+    assert first.info["sizes"] == {"train": 1600, "validation": 400, "test": 1000}
     assert first.info["validation"] == "holdout" and first.info["holdout_fraction"] == 0.2
     train_rows = {row.tobytes() for row in first.train.x}
     overlap = sum(row.tobytes() in train_rows for row in first.validation.x)
@@ -225,6 +225,6 @@ def test_local_full_imdb_statistics(local_reviews):
     assert round(float(np.mean(test.lengths + 1)), 2) == 230.80
     assert train.ranks.min() == 1 and train.ranks.max() == 88584
     dataset = data.load(sample_config(source="local", max_train=5000, max_eval=3000))
-    assert dataset.info["available"] == {"train": 25000, "validation": 25000}
-    assert dataset.info["sizes"] == {"train": 5000, "validation": 3000}
+    assert dataset.info["available"] == {"train": 25000, "validation": 25000, "test": 25000}
+    assert dataset.info["sizes"] == {"train": 5000, "validation": 3000, "test": 3000}
     assert abs(dataset.train.y.mean() - 0.5) < 0.03

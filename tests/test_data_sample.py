@@ -36,9 +36,11 @@ def test_word_index_is_the_official_file():
     ],
 )
 def test_every_class_is_equally_represented(name, train, validation):
-    dataset = data.load(data.default_config(name))
-    np.testing.assert_array_equal(np.bincount(dataset.train.y), train)
-    np.testing.assert_array_equal(np.bincount(dataset.validation.y), validation)
+    dataset = data.load(data.default_config(name))  # holdout of 10%, stratified
+    held = np.bincount(dataset.validation.y, minlength=len(train))
+    np.testing.assert_array_equal(np.bincount(dataset.train.y) + held, train)
+    assert held.sum() == round(0.1 * sum(train)) and held.max() - held.min() <= 1
+    np.testing.assert_array_equal(np.bincount(dataset.test.y), validation)
 
 
 def test_first_per_class_keeps_row_order():

@@ -70,11 +70,10 @@ def test_best_checkpoint_reproduces_the_best_validation_accuracy(finished_run):
 
 def test_finished_run_is_not_trained_again(finished_run):
     config, workdir, summary = finished_run
-    before = (workdir / train.METRICS_FILE).read_text()
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
     again = train.train_and_evaluate(config, workdir)
-    assert (workdir / train.METRICS_FILE).read_text() == before
-    assert again["best_val_accuracy"] == summary["best_val_accuracy"]
-    assert again["times"]["compile_s"] == 0.0
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+    assert again == json.loads(json.dumps(summary))
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -176,3 +175,25 @@ def test_per_example_losses():
     mse, _ = train.per_example("denoise", images + 0.1, images)
     np.testing.assert_allclose(mse, [0.01, 0.01], rtol=1e-5)
     assert train.psnr(0.01) == pytest.approx(data.denoise.psnr(np.full(3, 0.1), np.zeros(3)))
+
+
+def test_test_split_is_scored_at_the_validation_selected_checkpoint(finished_run):
+    config, workdir, summary = finished_run
+    sizes = summary["data"]["sizes"]
+    assert summary["data"]["validation"] == "holdout" and sizes["test"] == 1000
+    assert summary["test"]["selected"]["epoch"] == summary["best_epoch"]
+    assert summary["test"]["final"]["epoch"] == summary["epochs_run"]
+    model, variables = train.restore_best(config, workdir)
+    test = data.load(config.data).test
+    logits = model.apply(variables, jnp.asarray(test.x), train=False)
+    accuracy = float(jnp.mean(train.per_example(config.task, logits, test.y)[1]))
+    assert summary["test"]["selected"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_test_every_epoch_records_the_posts_protocol_without_changing_selection(tmp_path):
+    config = _imdb_config(num_epochs=2, test_every_epoch=True)
+    summary = train.train_and_evaluate(config, tmp_path)
+    lines = (tmp_path / train.METRICS_FILE).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert all(0.0 < r["test_accuracy"] < 1.0 for r in records)
+    assert summary["best_epoch"] == max(records, key=lambda r: r["val_accuracy"])["epoch"]

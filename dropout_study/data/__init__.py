@@ -41,6 +41,7 @@ def load(config):
     info = dict(name=config.name, source=config.source, data_dir=config.data_dir, **dataset.info)
     info["summary"] = (
         f"{config.name} from {config.source} [{info['origin']}]: train {info['sizes']['train']}, "
-        f"validation {info['sizes']['validation']} ({config.validation})"
+        f"validation {info['sizes']['validation']} ({config.validation}), "
+        f"test {info['sizes']['test']}"
     )
-    return Dataset(dataset.train, dataset.validation, info)
+    return Dataset(dataset.train, dataset.validation, dataset.test, info)

@@ -181,10 +181,10 @@ def load(config):
         verify=config.verify_checksums,
         download=config.download,
     )
-    train, validation, info = splits.train_validation(train, test, config)
+    train, validation, test, info = splits.assign(train, test, config)
     mean, std = channel_stats(train.x) if config.normalise else (np.zeros(3), np.ones(3))
-    train, validation = (
-        splits.Split(normalise(split.x, mean, std), split.y) for split in (train, validation)
+    train, validation, test = (
+        splits.Split(normalise(split.x, mean, std), split.y) for split in (train, validation, test)
     )
     info.update(
         num_classes=len(names),
@@ -198,4 +198,4 @@ def load(config):
     )
     if config.name == "cifar100":
         info["label_mode"] = label_mode
-    return splits.Dataset(train, validation, info)
+    return splits.Dataset(train, validation, test, info)

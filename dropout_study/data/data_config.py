@@ -11,11 +11,12 @@ VALIDATIONS = ("test", "holdout")
 COMMON = dict(
     source="sample",  # 'sample' (shipped in the package), 'local' (data_dir) or 'tfds'
     data_dir="",  # '' = default root of the source (local: <repo>/../shared/data)
-    validation="test",  # 'test' (as the posts did) or 'holdout' (a part of the training split)
+    validation="holdout",  # 'holdout' (part of the training split) selects; 'test': the posts'
     holdout_fraction=0.1,  # share of the training split held out when validation='holdout'
     split_seed=0,  # seeds the holdout and the max_train / max_eval subsets
     max_train=0,  # 0 = every training example; else a fixed random subset of this size
     max_eval=0,  # 0 = every validation example; else a fixed random subset of this size
+    max_test=0,  # validation='holdout': 0 = every test example; else a fixed random subset
     verify_checksums=True,  # check local and sample files against their SHA256SUMS
     download=False,  # source='tfds' only: allow tfds to download (needs internet)
 )
@@ -79,7 +80,7 @@ def resolve(config):
     check_choice(full, "source", SOURCES)
     check_choice(full, "validation", VALIDATIONS)
     check_range(full, "holdout_fraction", 0.0, 1.0, closed=False)
-    for field in ("max_train", "max_eval"):
+    for field in ("max_train", "max_eval", "max_test"):
         check_range(full, field, 0, math.inf)
     return full
 

@@ -68,6 +68,12 @@ def check(config):
     data_config.check_range(config, "jpeg_quality", 1, 95)
 
 
+def _pair(split, config, index):
+    """(corrupted input, clean target) of a split; `index` picks its own noise stream."""
+    rng = np.random.default_rng([config.corruption_seed, index])
+    return splits.Split(corrupt(split.x, config, rng), to_unit(split.x))
+
+
 def load(config):
     """Dataset of (corrupted, clean) pairs; info holds the corruption and the baseline PSNR."""
     check(config)
@@ -79,14 +85,10 @@ def load(config):
         verify=config.verify_checksums,
         download=config.download,
     )
-    train, validation, info = splits.train_validation(train, test, config)
-    train, validation = (
-        splits.Split(
-            corrupt(split.x, config, np.random.default_rng([config.corruption_seed, i])),
-            to_unit(split.x),
-        )
-        for i, split in enumerate((train, validation))
-    )
+    train, validation, test, info = splits.assign(train, test, config)
+    same = test is validation  # validation='test': one split, one draw of the noise
+    train, validation = (_pair(split, config, i) for i, split in enumerate((train, validation)))
+    test = validation if same else _pair(test, config, 2)
     strength_field = {
         "gaussian": "noise_std",
         "pixelate": "pixelate_factor",
@@ -103,4 +105,4 @@ def load(config):
         baseline_psnr=psnr(validation.x, validation.y),
         origin=cifar.origin(config.base, config.source, config.variant),
     )
-    return splits.Dataset(train, validation, info)
+    return splits.Dataset(train, validation, test, info)

@@ -155,7 +155,7 @@ def load(config):
         splits.Split(keras_ids(reviews, config, vocab_size), reviews.labels)
         for reviews in read(config, word_index)
     )
-    train, validation, info = splits.train_validation(train, test, config)
+    train, validation, test, info = splits.assign(train, test, config)
     info.update(
         num_classes=2,
         label_names=LABEL_NAMES,
@@ -167,4 +167,4 @@ def load(config):
         ),
         **{field: config[field] for field in data_config.PER_DATASET["imdb"]},
     )
-    return splits.Dataset(train, validation, info)
+    return splits.Dataset(train, validation, test, info)

@@ -1,4 +1,9 @@
-"""Train and validation splits: the Split/Dataset types, a stratified holdout and size caps."""
+"""Train, validation and test splits: the Split/Dataset types, a stratified holdout and size caps.
+
+With validation='holdout' the validation split is held out of the training data (stratified,
+fixed seed) and selects epochs, checkpoints and hyper-parameters; the test split is scored only
+at the selected checkpoint. With validation='test' (the posts' protocol) both are the test split.
+"""
 
 import dataclasses
 
@@ -26,10 +31,11 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """What `load` returns: the two splits and a record of where they came from (`info`)."""
+    """What `load` returns: the three splits and a record of where they came from (`info`)."""
 
     train: Split
     validation: Split
+    test: Split
     info: dict
 
 
@@ -59,22 +65,29 @@ def subset_indices(n, cap, seed):
     return np.sort(np.random.default_rng(seed).permutation(n)[:cap])
 
 
-def train_validation(train, test, config):
-    """Chooses the validation split and applies the size caps; returns (train, val, info).
+def assign(train, test, config):
+    """Chooses the validation and test splits and applies the size caps.
 
-    The holdout is stratified by the labels train.y: each class loses the same fraction.
+    Returns (train, validation, test, info). The holdout is stratified by the labels train.y:
+    each class loses the same fraction. With validation='test' the test split is the validation
+    split (same examples, max_eval cap), as the posts did.
     """
-    if config.validation == "holdout":
+    holdout = config.validation == "holdout"
+    if holdout:
         keep, held = holdout_indices(train.y, config.holdout_fraction, config.split_seed)
         train, validation = train.take(keep), train.take(held)
     else:
         validation = test
-    available = {"train": len(train), "validation": len(validation)}
+    available = {"train": len(train), "validation": len(validation), "test": len(test)}
     train = train.take(subset_indices(len(train), config.max_train, config.split_seed))
     validation = validation.take(
         subset_indices(len(validation), config.max_eval, config.split_seed + 1)
     )
-    for split_name, split in (("train", train), ("validation", validation)):
+    if holdout:
+        test = test.take(subset_indices(len(test), config.max_test, config.split_seed + 2))
+    else:
+        test = validation
+    for split_name, split in (("train", train), ("validation", validation), ("test", test)):
         if len(split) == 0:
             raise ValueError(
                 f"The {split_name} split is empty (validation={config.validation!r}, "
@@ -83,11 +96,12 @@ def train_validation(train, test, config):
             )
     info = dict(
         validation=config.validation,
-        holdout_fraction=config.holdout_fraction if config.validation == "holdout" else 0.0,
+        holdout_fraction=config.holdout_fraction if holdout else 0.0,
         split_seed=config.split_seed,
         max_train=config.max_train,
         max_eval=config.max_eval,
+        max_test=config.max_test if holdout else config.max_eval,
         available=available,
-        sizes={"train": len(train), "validation": len(validation)},
+        sizes={"train": len(train), "validation": len(validation), "test": len(test)},
     )
-    return train, validation, info
+    return train, validation, test, info
