@@ -32,18 +32,23 @@ RAW_FILES = (
 )
 CONVERGE_TOLERANCE = {"accuracy": 0.01, "psnr": 0.1}  # within 1 pt / 0.1 dB of the run's best
 TABLE_METRICS = (
+    "test_accuracy",
+    "test_psnr",
+    "final_test_accuracy",
+    "peak_test_accuracy",
     "best_val_accuracy",
     "best_val_psnr",
-    "final_val_accuracy",
     "final_train_accuracy",
-    "min_val_loss",
+    "test_loss",
     "best_epoch",
     "converge_epoch",
     "epoch_time",
     "num_params",
     *(f"{kind}_{name}" for name in ("accuracy", "nll", "ece") for kind in ("det", "mc")),
 )
-DIFF_METRICS = ("best_val_accuracy", "best_val_psnr", "min_val_loss", "epoch_time")
+DIFF_METRICS = ("test_accuracy", "test_psnr", "test_loss", "epoch_time")
+STEPS = {"best_epoch": 1, "converge_epoch": 1, "epochs_run": 1, "num_epochs": 1}  # discrete
+EXACT = ("num_params",)  # fixed by the config: the same for every seed
 
 
 def _median(values):
@@ -54,11 +59,16 @@ def _median(values):
 def run_metrics(record):
     """Per-run scalars from a finished run's epochs, summary and evaluations (empty if unfinished).
 
-    Metrics: best_val_<score>: best validation accuracy (or PSNR) over epochs; best_epoch:
-    its epoch; converge_epoch: first epoch within 1 pt (0.1 dB) of that best; final_*: last
-    epoch; min_val_loss and overfit_loss_rise (last val loss minus its minimum); epoch_time:
-    median training seconds per epoch (validation excluded) over epochs without compilation or
-    resume (`warmup`); num_params; mc_* / det_*: MC-dropout and deterministic accuracy, NLL, ECE.
+    Metrics: test_<score>, test_loss: the test split at the checkpoint the validation split
+    selected; final_test_<score>: the test split after the last epoch; peak_test_accuracy: the
+    best test accuracy over epochs, the posts' protocol (it selects on the test split: for
+    comparison with their figures only); best_val_<score>: best validation accuracy (or PSNR)
+    over epochs; best_epoch: its epoch; converge_epoch: first epoch within 1 pt (0.1 dB) of that
+    best; final_train_<score>: last epoch, dropout on; min_val_loss and overfit_loss_rise (last
+    val loss minus its minimum); epoch_time: median training seconds per epoch (validation
+    excluded) over epochs without compilation or resume (`warmup`); num_params; mc_* / det_*:
+    MC-dropout and deterministic accuracy, NLL, ECE on the test split. Runs that selected on
+    the test split (validation='test') have test = validation scores.
     """
     rows = record.epochs
     if record.summary is None or not rows:
@@ -70,18 +80,22 @@ def run_metrics(record):
     converged = int(np.argmax(val >= val[best] - CONVERGE_TOLERANCE[score]))
     timed = [r for r in rows if not r.get("warmup", False)]
     metrics = {
+        **_test_metrics(record.summary, rows[best], rows[-1], score),
         f"best_val_{score}": float(val[best]),
         "best_epoch": rows[best]["epoch"],
         "converge_epoch": rows[converged]["epoch"],
-        f"final_val_{score}": float(val[-1]),
         f"final_train_{score}": rows[-1][f"train_{score}"],
         "min_val_loss": float(loss.min()),
         "overfit_loss_rise": float(loss[-1] - loss.min()),
         "epoch_time": _median(r.get("train_time_s") for r in timed),
         "examples_per_sec": _median(r.get("examples_per_s") for r in timed),
         "epochs_run": len(rows),
+        "num_epochs": record.summary.get("num_epochs"),
         "num_params": record.summary.get("num_params"),
     }
+    peak = [r[f"test_{score}"] for r in rows if f"test_{score}" in r]
+    if score == "accuracy" and peak:
+        metrics["peak_test_accuracy"] = float(max(peak))
     if record.mc_eval:
         for kind, prefix in (("mc", "mc"), ("deterministic", "det")):
             for name in ("accuracy", "nll", "ece"):
@@ -89,12 +103,49 @@ def run_metrics(record):
     return metrics
 
 
+def _test_metrics(summary, best_row, last_row, score):
+    """Test scores at the selected checkpoint and the last epoch (validation='test': the same
+    split, read off the validation records; those runs also give the posts' peak)."""
+    test = summary.get("test")
+    if test:
+        selected, final = test["selected"], test["final"]
+        return {
+            f"test_{score}": selected[score],
+            "test_loss": selected["loss"],
+            f"final_test_{score}": final[score],
+        }
+    out = {
+        f"test_{score}": best_row[f"val_{score}"],
+        "test_loss": best_row["val_loss"],
+        f"final_test_{score}": last_row[f"val_{score}"],
+    }
+    if score == "accuracy":
+        out["peak_test_accuracy"] = best_row["val_accuracy"]
+    return out
+
+
+def run_facts(record):
+    """What a run trained on, for the claims' validity conditions: dataset and protocol."""
+    if record.summary is None:
+        return {}
+    data_info = record.summary.get("data", {})
+    name = data_info.get("base") or data_info.get("name", "")
+    return {"dataset": name, "validation": data_info.get("validation", "")}
+
+
 def build_table(records):
     """A stats.Table of every finished run's scalars."""
-    return stats.Table(
-        {"trial": r.trial, "seed": r.seed, "params": r.params, "metrics": run_metrics(r)}
+    rows = (
+        {
+            "trial": r.trial,
+            "seed": r.seed,
+            "params": r.params,
+            "metrics": run_metrics(r),
+            "facts": run_facts(r),
+        }
         for r in records
     )
+    return stats.Table(rows, steps=STEPS, exact=EXACT)
 
 
 # Tables ------------------------------------------------------------------------------------------
@@ -219,8 +270,8 @@ def differences_markdown(rows):
 
 
 def _score_metric(table, trials):
-    """'best_val_accuracy', or 'best_val_psnr' for denoising trials, or None without values."""
-    for metric in ("best_val_accuracy", "best_val_psnr"):
+    """'test_accuracy', or 'test_psnr' for denoising trials, or None without values."""
+    for metric in ("test_accuracy", "test_psnr"):
         for t in trials:
             with contextlib.suppress(stats.MissingData):
                 table.values(t, metric)
@@ -413,20 +464,30 @@ def plot_denoise_examples(records, study_dir, out, count=4):
 
 
 def claims_markdown(outcomes):
+    """The claims table: verdict, conditions, and per part the estimate, region and MDE."""
     lines = [
-        "| id | claim | post | ours: mean [95% CI] | region | test | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| id | claim | post | ours: mean [95% CI] | region (part verdict; Holm p against) "
+        "| MDE (80%) | conditions | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         c = o.claim
         if o.missing:
-            ours, region = o.missing, "-"
+            ours, region, mde = o.missing, "-", "-"
         else:
             ours = "<br>".join(f"{p.label}: {p.shown()}" for p in o.parts)
-            region = "<br>".join(f"{p.region()} ({p.verdict})" for p in o.parts)
+            region = "<br>".join(
+                f"{p.region()} ({p.verdict}; {q:.2g})"
+                for p, q in zip(o.parts, o.adjusted, strict=True)
+            )
+            mde = "<br>".join(p.mde() for p in o.parts)
+        conditions = "<br>".join(
+            f"{'failed' if why else 'held'}: {cond.text}" + (f" ({why})" if why else "")
+            for cond, why in o.conditions
+        )
         lines.append(
-            f"| {c.id} | {c.text} | {c.post_number} | {ours} | {region} | {c.test} | "
-            f"**{o.verdict}** |"
+            f"| {c.id} | {c.text} | {c.post_number} | {ours} | {region} | {mde} | "
+            f"{conditions or 'none'} | **{o.verdict}** |"
         )
     return "\n".join(lines)
 
