@@ -81,6 +81,13 @@ def test_info_records_the_corruption():
     assert info["base"] == "cifar10" and info["num_classes"] == 0
 
 
+def test_cifar100_jpeg_copy_can_be_the_clean_base(mini_jpeg_folder):
+    dataset = pairs(base="cifar100", source="local", variant="jpeg", data_dir=str(mini_jpeg_folder))
+    assert dataset.info["variant"] == "jpeg" and dataset.info["base"] == "cifar100"
+    assert dataset.info["origin"].startswith("cifar100_jpeg/")
+    assert dataset.train.y.shape == (12, 32, 32, 3) and dataset.validation.y.shape == (8, 32, 32, 3)
+
+
 @pytest.mark.parametrize(
     "field, value, match",
     [

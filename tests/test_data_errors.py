@@ -2,6 +2,7 @@
 
 import shutil
 
+import mini_data
 import ml_collections
 import numpy as np
 import pytest
@@ -67,6 +68,59 @@ def test_missing_checksum_list_names_the_opt_out(sample_copy):
     assert len(data.load(config_for(data_dir=str(sample_copy), verify_checksums=False)).train)
 
 
+def _jpeg(root, **fields):
+    return config_for("cifar100", source="local", variant="jpeg", data_dir=str(root), **fields)
+
+
+def test_missing_jpeg_archive_names_the_file_and_the_three_ways(mini_jpeg_folder):
+    (mini_jpeg_folder / "cifar100_jpeg/test.tar.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="'cifar100_jpeg/test.tar.gz' is missing") as err:
+        data.load(_jpeg(mini_jpeg_folder))
+    assert_three_ways(str(err.value))
+
+
+def test_damaged_jpeg_archive_fails_its_checksum(mini_jpeg_folder):
+    path = mini_jpeg_folder / "cifar100_jpeg/train.tar.gz"
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(data.CorruptDataError, match="Checksum mismatch") as err:
+        data.load(_jpeg(mini_jpeg_folder))
+    assert str(path) in str(err.value) and "copy it again" in str(err.value)
+
+
+def test_truncated_jpeg_archive_is_reported_even_without_checksums(mini_jpeg_folder):
+    path = mini_jpeg_folder / "cifar100_jpeg/train.tar.gz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(data.CorruptDataError, match="Cannot read data file .*train.tar.gz"):
+        data.load(_jpeg(mini_jpeg_folder, verify_checksums=False))
+
+
+@pytest.mark.parametrize(
+    "member, match",
+    [
+        ("apple/apple 1.png", r"Unexpected member 'apple/apple 1.png'.*<fine_class>/"),
+        ("apple/deeper/apple_1.jpg", "Unexpected member 'apple/deeper/apple_1.jpg'"),
+        ("pear/pear_s_000001.jpg", r"Unexpected class folder\(s\) \['pear'\]"),
+    ],
+)
+def test_unexpected_jpeg_member_is_named(mini_jpeg_folder, member, match):
+    archive = mini_jpeg_folder / "cifar100_jpeg/train.tar.gz"
+    mini_data.write_archive(archive, {member: mini_data.jpeg_bytes(0)})
+    mini_data.write_checksums(mini_jpeg_folder)
+    with pytest.raises(data.CorruptDataError, match=match):
+        data.load(_jpeg(mini_jpeg_folder))
+
+
+def test_fine_to_coarse_that_misses_a_class_is_named(mini_jpeg_folder):
+    path = mini_jpeg_folder / "cifar100_jpeg/fine_to_coarse.json"
+    path.write_text('{"apple": "fruit_and_vegetables"}')
+    mini_data.write_checksums(mini_jpeg_folder)
+    with pytest.raises(data.CorruptDataError, match="does not map every fine class name"):
+        data.load(_jpeg(mini_jpeg_folder, label_mode="coarse"))
+    assert len(data.load(_jpeg(mini_jpeg_folder)).train) == 12  # fine labels do not need it
+
+
 def test_unknown_dataset_and_field_are_named():
     with pytest.raises(ValueError, match="name='mnist'.*'imdb'"):
         data.load(_named("mnist"))
@@ -96,7 +150,9 @@ def test_missing_fields_take_their_defaults():
         ("imdb", "validation", "train", "validation='train'"),
         ("cifar10", "holdout_fraction", 1.0, "holdout_fraction=1.0"),
         ("cifar10", "max_train", -1, "max_train=-1"),
-        ("cifar10", "variant", "jpeg", "'jpeg' exists only for cifar10 with source='local'"),
+        ("cifar10", "variant", "jpeg", "'jpeg' exists only with source='local'.*cifar10_jpeg"),
+        ("cifar100", "variant", "jpeg", "'jpeg' exists only with source='local'.*cifar100_jpeg"),
+        ("cifar100", "variant", "webp", "variant='webp' is not allowed"),
         ("cifar100", "label_mode", "superclass", "label_mode='superclass'"),
     ],
 )

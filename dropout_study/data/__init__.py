@@ -3,7 +3,9 @@
 Datasets: 'imdb', 'cifar10', 'cifar100', 'denoise' (pairs built from CIFAR). Sources, chosen by
 config and never swapped silently: 'sample' (a small real sample shipped in the package),
 'local' (the files of a data folder, default <repo>/../shared/data, checked by sha256) and
-'tfds' (tensorflow-datasets, no download unless config.data.download=True).
+'tfds' (tensorflow-datasets, no download unless config.data.download=True). CIFAR-10 and
+CIFAR-100 from 'local' are exact-pixel subsets (variant 'exact') or full lossy JPEG copies
+(variant 'jpeg', decoded once into the cache of cache.py).
 """
 
 from dropout_study.data import cifar, denoise, imdb

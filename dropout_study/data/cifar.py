@@ -1,19 +1,23 @@
 """CIFAR-10 and CIFAR-100 as NHWC float32 images normalised with training-split statistics.
 
-Sources: the exact-pixel subsets in the original pickle layout or the full CIFAR-10 JPEG
-archives (source='local', variant 'exact' | 'jpeg'), the shipped sample, or tensorflow-datasets.
+Sources: the exact-pixel subsets in the original pickle layout or the full, lossy JPEG copies
+of CIFAR-10 and CIFAR-100 (source='local', variant 'exact' | 'jpeg'; decoded once, then kept in
+the cache of cache.py), the shipped sample, or tensorflow-datasets.
 """
 
+import dataclasses
 import io
+import json
 import pickle
 import re
 import tarfile
 
 import numpy as np
+import PIL
 from absl import logging
 from PIL import Image
 
-from dropout_study.data import files, splits, tfds_source
+from dropout_study.data import cache, files, splits, tfds_source
 
 LOCAL_FILES = {
     "cifar10": {
@@ -27,8 +31,36 @@ LOCAL_FILES = {
         "test": "cifar100/test_subset",
     },
 }
-JPEG_FILES = {"train": "cifar10_jpeg/train.tar.gz", "test": "cifar10_jpeg/test.tar.gz"}
-_JPEG_MEMBER = re.compile(r"^([a-z_]+)/(\d{4})\.jpg$")
+SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class JpegCopy:
+    """A full dataset as JPEG files in <folder>/train.tar.gz and test.tar.gz (see MANIFEST.md)."""
+
+    folder: str
+    member: re.Pattern  # every regular-file member: <class folder>/<file>.jpg
+    layout: str  # the member layout in words, for errors
+    mae: str  # measured mean absolute error against exact pixels, on the 0..255 scale
+
+    def archive(self, split):
+        """Path of the `split` archive inside the data folder."""
+        return f"{self.folder}/{split}.tar.gz"
+
+
+JPEG_COPIES = {
+    "cifar10": JpegCopy(
+        "cifar10_jpeg", re.compile(r"^[a-z_]+/\d{4}\.jpg$"), "<class>/NNNN.jpg", "5.8"
+    ),
+    "cifar100": JpegCopy(
+        "cifar100_jpeg",
+        re.compile(r"^[a-z_]+/[a-z0-9_-]+\.jpg$"),
+        "<fine_class>/<original_name>.jpg",
+        "5.9",
+    ),
+}
+FINE_TO_COARSE = "cifar100_jpeg/fine_to_coarse.json"
+_FOLDER = re.compile(r"^[a-z_]+$")  # directory entries (class folders) that an archive may hold
 VARIANTS = ("exact", "jpeg")
 LABEL_MODES = ("fine", "coarse")
 
@@ -48,10 +80,10 @@ def check(name, source, variant, label_mode):
         raise ValueError(
             f"config.data.label_mode={label_mode!r} is not allowed; choose one of {LABEL_MODES}."
         )
-    if variant == "jpeg" and (name != "cifar10" or source != "local"):
+    if variant == "jpeg" and source != "local":
         raise ValueError(
-            f"variant='jpeg' exists only for cifar10 with source='local' (the cifar10_jpeg "
-            f"archives); got name={name!r}, source={source!r}. Use variant='exact'."
+            f"variant='jpeg' exists only with source='local' (the {JPEG_COPIES[name].folder} "
+            f"archives of the data folder); got source={source!r}. Use variant='exact'."
         )
 
 
@@ -67,11 +99,12 @@ def read(
         return _read_sample(root, name, label_mode, verify)
     names = _read_meta(root, name, label_mode, verify)
     if variant == "jpeg":
-        train, test = (read_jpeg(root, JPEG_FILES[split], names, verify) for split in JPEG_FILES)
+        label_of = _folder_labels(root, name, label_mode, names, verify)
+        train, test = (_read_jpeg_split(root, name, split, label_of, verify) for split in SPLITS)
     else:
         train, test = (
             _read_pickle(root, LOCAL_FILES[name][split], name, label_mode, verify)
-            for split in ("train", "test")
+            for split in SPLITS
         )
     return train, test, names
 
@@ -96,23 +129,69 @@ def _read_pickle(root, relpath, name, label_mode, verify):
     return splits.Split(x, y)
 
 
-def read_jpeg(root, relpath, names, verify=True):
-    """Decodes every `<class>/NNNN.jpg` member with Pillow (about 10 s for the 50k train)."""
-    path = files.require(root, relpath, verify=verify)
-    logging.info("decoding the CIFAR-10 JPEG images of %s", path)
-    images, labels = [], []
+def read_jpeg(root, name, split, verify=True):
+    """(uint8 images (N, 32, 32, 3), member names) of a JPEG archive, from the cache if there.
+
+    The cache key is the archive's sha256 and the Pillow version that decodes it.
+    """
+    path = files.require(root, JPEG_COPIES[name].archive(split), verify=verify)
+    key = f"{JPEG_COPIES[name].folder}-{split}-{files.sha256(path)}-pillow{PIL.__version__}"
+    arrays = cache.cached(key, lambda: decode_archive(path, JPEG_COPIES[name]))
+    return arrays["images"], arrays["members"]
+
+
+def decode_archive(path, copy):
+    """{'images', 'members'} of every JPEG member with Pillow (about 10 s for a 50k train)."""
+    logging.info("decoding the JPEG images of %s (once; then cached in %s)", path, cache.folder())
+    images, members = [], []
     with files.parsing(path), tarfile.open(path, "r:gz") as archive:
         for member in archive:
-            match = _JPEG_MEMBER.match(member.name)
-            if not member.isfile() or not match or match.group(1) not in names:
+            if member.isdir() and _FOLDER.match(member.name):
+                continue
+            if not member.isfile() or not copy.member.match(member.name):
                 raise files.CorruptDataError(
-                    f"Unexpected member {member.name!r} in {path}: expected <class>/NNNN.jpg "
-                    f"with a class in {names}. Copy the archive again (see MANIFEST.md)."
+                    f"Unexpected member {member.name!r} in {path}: expected {copy.layout}. "
+                    "Copy the archive again (see MANIFEST.md)."
                 )
             image = Image.open(io.BytesIO(archive.extractfile(member).read()))
             images.append(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
-            labels.append(names.index(match.group(1)))
-    return splits.Split(np.stack(images), np.asarray(labels, dtype=np.int32))
+            members.append(member.name)
+        return dict(images=np.stack(images), members=np.asarray(members))
+
+
+def _read_jpeg_split(root, name, split, label_of, verify):
+    """Split of a JPEG archive, labelled by `label_of` its members' class folders."""
+    images, members = read_jpeg(root, name, split, verify)
+    folders = [str(member).split("/", 1)[0] for member in members]
+    unknown = sorted(set(folders) - set(label_of))
+    if unknown:
+        raise files.CorruptDataError(
+            f"Unexpected class folder(s) {unknown[:3]} in {root / JPEG_COPIES[name].archive(split)}"
+            f": not in the class names of {LOCAL_FILES[name]['meta']}. Copy the archive again."
+        )
+    return splits.Split(images, np.asarray([label_of[f] for f in folders], dtype=np.int32))
+
+
+def _folder_labels(root, name, label_mode, names, verify):
+    """{class folder of a JPEG archive: label id}; the folders are the (fine) class names."""
+    if label_mode == "fine":
+        return {folder: i for i, folder in enumerate(names)}
+    fine = _read_meta(root, name, "fine", verify)
+    coarse_of = read_fine_to_coarse(root, fine, names, verify)
+    return {folder: names.index(coarse_of[folder]) for folder in fine}
+
+
+def read_fine_to_coarse(root, fine, coarse, verify=True):
+    """{fine name: coarse name} of fine_to_coarse.json, checked against the meta file's names."""
+    path = files.require(root, FINE_TO_COARSE, verify=verify)
+    with files.parsing(path):
+        mapping = json.loads(path.read_text())
+    if sorted(mapping) != sorted(fine) or not set(mapping.values()) <= set(coarse):
+        raise files.CorruptDataError(
+            f"{path} does not map every fine class name of cifar100/meta to one of its coarse "
+            "names. Copy it again (see MANIFEST.md)."
+        )
+    return mapping
 
 
 def _read_sample(root, name, label_mode, verify):
@@ -164,13 +243,14 @@ def origin(name, source, variant):
     if source == "sample":
         return f"package sample {name}.npz (exact pixels)"
     if variant == "jpeg":
-        return "cifar10_jpeg/*.tar.gz (full 50k + 10k, JPEG re-encoded, MAE ~5.8/255)"
+        copy = JPEG_COPIES[name]
+        return f"{copy.folder}/*.tar.gz (full 50k + 10k, JPEG re-encoded, MAE ~{copy.mae}/255)"
     return f"{name}/*_subset (exact-pixel leading subsets of the original files)"
 
 
 def load(config):
     """Dataset of float32 (N, 32, 32, 3) images and int32 labels; normalisation stats in info."""
-    variant = config.get("variant", "exact")  # cifar100 configs have no variant field
+    variant = config.variant
     label_mode = config.get("label_mode", "fine")  # cifar10 configs have no label_mode field
     train, test, names = read(
         config.name,

@@ -37,12 +37,13 @@ PER_DATASET = dict(
         normalise=True,  # per-channel (x - mean) / std with training-split statistics
     ),
     cifar100=dict(
+        variant="exact",  # as for cifar10: 'jpeg' is the full 50k + 10k lossy copy (source='local')
         label_mode="fine",  # 'fine' (100 classes) or 'coarse' (20 superclasses)
         normalise=True,
     ),
     denoise=dict(
         base="cifar10",  # clean images come from 'cifar10' or 'cifar100'
-        variant="exact",  # as for cifar10 ('jpeg' needs base='cifar10' and source='local')
+        variant="exact",  # as for cifar10 and cifar100: 'jpeg' (source='local') for the full base
         corruption="gaussian",  # 'gaussian', 'pixelate' or 'jpeg'
         noise_std=0.1,  # gaussian: noise std on the [0, 1] pixel scale
         pixelate_factor=4,  # pixelate: block size of the down- then up-sampling (divides 32)
