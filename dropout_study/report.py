@@ -437,11 +437,11 @@ def plot_reliability(records, out):
     return [figures.save(fig, out / "reliability.png")]
 
 
-def plot_denoise_examples(records, study_dir, out, count=4):
+def plot_denoise_examples(records, out, count=4):
     """Noisy input, clean target and each trial's output (first seed with saved examples)."""
     shown = {}
     for r in records:
-        path = study_dir / r.trial / f"seed_{r.seed}" / study.EXAMPLES
+        path = r.directory / study.EXAMPLES
         if r.trial not in shown and path.exists():
             shown[r.trial] = np.load(path)
     if not shown:
@@ -562,12 +562,11 @@ def copy_raw(study_dir, records, raw_dir):
     raw_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(study_dir / study.MANIFEST, raw_dir / study.MANIFEST)
     for r in records:
-        source = study_dir / r.trial / f"seed_{r.seed}"
+        target = raw_dir / r.directory.relative_to(study_dir)  # shared runs: once, as the owner's
         for name in RAW_FILES:
-            if (source / name).exists():
-                target = raw_dir / r.trial / f"seed_{r.seed}"
+            if (r.directory / name).exists():
                 target.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source / name, target / name)
+                shutil.copy2(r.directory / name, target / name)
 
 
 def find_study_dir(workdir, name=""):
@@ -614,7 +613,7 @@ def write_report(study_dir, out):
     plots += plot_block_grid(table, out)
     plots += plot_cases(table, out)
     plots += plot_reliability(records, out)
-    plots += plot_denoise_examples(records, study_dir, out)
+    plots += plot_denoise_examples(records, out)
     outcomes = [claims_lib.evaluate(c, table) for c in claims_lib.for_study(manifest["name"])]
     regenerate = f"python -m dropout_study.report --workdir={raw} --out={out}"
     text = report_markdown(manifest, records, table, outcomes, diff_rows, plots, regenerate)

@@ -22,6 +22,10 @@ default), and a crash is written to `failed.json` there while the other runs go 
 after training (MC dropout, saved examples) run from the best checkpoint and are skipped once
 their output exists.
 `--shard=i/n` runs every n-th run (seed-major order), so shards need no coordinator.
+A trial whose config equals an earlier trial's (the same runs under two names) is not run
+again: it reads the earlier trial's runs (`same_as` in study.json). The seeds are fixed before
+the first run: a workdir started with other seeds refuses to run (no seeds added after
+results exist).
 
     python -m dropout_study.study --config=configs/studies/post000.py:cpu --workdir=DIR
 """
@@ -59,6 +63,7 @@ MC_EVAL = "mc_eval.json"
 EXAMPLES = "examples.npz"
 EVAL_OUTPUTS = {"mc_samples": MC_EVAL, "examples": EXAMPLES}
 SEED_FIELD = "seed"
+SEED_DIR_PREFIX = "seed_"
 DONE, SKIPPED, FAILED_STATUS = "done", "skipped", "failed"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -73,6 +78,7 @@ class Trial:
     axes: dict
     config: ml_collections.ConfigDict
     evals: dict = dataclasses.field(default_factory=dict)  # EVAL_OUTPUTS field -> value > 0
+    same_as: str = ""  # an earlier trial with the same config, whose runs this one shares
 
     def params(self):
         """What identifies the cell in tables: sweep, case and axis values."""
@@ -93,8 +99,19 @@ class Run:
         return config
 
     def directory(self, study_dir):
-        """`<study_dir>/<trial>/seed_<k>`."""
-        return pathlib.Path(study_dir) / self.trial.name / f"seed_{self.seed}"
+        """Where the run lives: `run_dir(study_dir, trial, seed)`."""
+        return run_dir(study_dir, self.trial.name, self.seed)
+
+
+def run_dir(study_dir, trial, seed):
+    """`<study_dir>/<trial>/seed_<k>`: the one place a run's folder is named."""
+    return pathlib.Path(study_dir) / trial / f"{SEED_DIR_PREFIX}{seed}"
+
+
+def seeds_on_disk(trial_dir):
+    """The seeds with a run folder under `trial_dir`."""
+    found = pathlib.Path(trial_dir).glob(f"{SEED_DIR_PREFIX}*")
+    return {int(p.name.removeprefix(SEED_DIR_PREFIX)) for p in found if p.is_dir()}
 
 
 def load_config_file(path, arg=None):
@@ -204,19 +221,31 @@ def _plain(value):
 
 
 def expand(study):
-    """Every trial of the study, in a stable order (sweeps, then cases, then axis values)."""
+    """Every trial of the study, in a stable order (sweeps, then cases, then axis values).
+
+    A trial with the same config and evaluations as an earlier one gets `same_as` set to it.
+    """
     check_study(study)
     trials = [t for name, sweep in study.sweeps.items() for t in _sweep_trials(name, sweep)]
     names = [t.name for t in trials]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"trial names {duplicates} are not unique; rename cases or axis labels.")
+    first = {}
+    for i, t in enumerate(trials):
+        key = (t.config.to_json(sort_keys=True), json.dumps(t.evals, sort_keys=True))
+        owner = first.setdefault(key, t.name)
+        if owner != t.name:
+            trials[i] = dataclasses.replace(t, same_as=owner)
     return trials
 
 
 def runs_of(study):
-    """Every (trial, seed) run, seed-major, so a partial study already has every cell once."""
-    trials = expand(study)
+    """Every (trial, seed) run, seed-major, so a partial study already has every cell once.
+
+    Trials that share an earlier trial's runs (`same_as`) add none.
+    """
+    trials = [t for t in expand(study) if not t.same_as]
     return [Run(t, seed) for seed in study.seeds for t in trials]
 
 
@@ -301,6 +330,7 @@ def manifest(study, trials, command=""):
                 "params": t.params(),
                 "evals": t.evals,
                 "config": _config_dict(t.config),
+                "same_as": t.same_as,
             }
             for t in trials
         ],
@@ -324,7 +354,13 @@ def write_manifest(study_dir, new):
                     f"{sections} differ); results of two configs would mix. Use a new --workdir "
                     "(or restore the old config)."
                 )
-        new = {**new, "seeds": sorted(set(old["seeds"]) | set(new["seeds"]))}
+        if sorted(old["seeds"]) != sorted(new["seeds"]):
+            raise ValueError(
+                f"{path} was started with seeds {sorted(old['seeds'])}; this config has "
+                f"{sorted(new['seeds'])}. Seeds are fixed before the runs (adding seeds after "
+                "seeing results biases the verdicts): run the planned seeds, or use a new "
+                "--workdir for a new plan."
+            )
     write_json(path, new)
 
 
@@ -560,6 +596,7 @@ class RunRecord:
     summary: dict | None
     mc_eval: dict | None
     failure: dict | None
+    directory: pathlib.Path | None = None  # the run's folder (a shared trial's: its owner's)
 
 
 def run_status(run_dir):
@@ -583,20 +620,20 @@ def load_study(study_dir):
         )
     records = []
     for trial in found["trials"]:
-        trial_dir = study_dir / trial["name"]
-        seen = {int(p.name.split("_", 1)[1]) for p in trial_dir.glob("seed_*") if p.is_dir()}
-        for seed in sorted(seen | set(found["seeds"])):
-            run_dir = trial_dir / f"seed_{seed}"
+        owner = trial.get("same_as") or trial["name"]  # shared runs live in the owner's folder
+        for seed in sorted(seeds_on_disk(study_dir / owner) | set(found["seeds"])):
+            directory = run_dir(study_dir, owner, seed)
             records.append(
                 RunRecord(
                     trial=trial["name"],
                     seed=seed,
                     params=trial["params"],
-                    status=run_status(run_dir),
-                    epochs=read_metrics(run_dir / METRICS),
-                    summary=_read_json(run_dir / SUMMARY),
-                    mc_eval=_read_json(run_dir / MC_EVAL),
-                    failure=_read_json(run_dir / FAILED),
+                    status=run_status(directory),
+                    epochs=read_metrics(directory / METRICS),
+                    summary=_read_json(directory / SUMMARY),
+                    mc_eval=_read_json(directory / MC_EVAL),
+                    failure=_read_json(directory / FAILED),
+                    directory=directory,
                 )
             )
     return found, records

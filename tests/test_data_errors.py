@@ -69,7 +69,8 @@ def test_missing_checksum_list_names_the_opt_out(sample_copy):
 
 
 def _jpeg(root, **fields):
-    return config_for("cifar100", source="local", variant="jpeg", data_dir=str(root), **fields)
+    fields = {"validation": "test", "data_dir": str(root), **fields}  # the archives' own splits
+    return config_for("cifar100", source="local", variant="jpeg", **fields)
 
 
 def test_missing_jpeg_archive_names_the_file_and_the_three_ways(mini_jpeg_folder):

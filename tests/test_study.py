@@ -246,10 +246,32 @@ def test_manifest_refuses_a_changed_config(tmp_path):
     with pytest.raises(ValueError, match=r"b-epochs1.*different config.*\['model'\]"):
         study_lib.run_study(changed, tmp_path, train_fn=FakeTrain())
     more_seeds = _study()
-    more_seeds.seeds = (3,)
-    study_lib.run_study(more_seeds, tmp_path, train_fn=FakeTrain())
+    more_seeds.seeds = (0, 1, 2, 3)
+    with pytest.raises(ValueError, match=r"started with seeds \[0, 1, 2\].*fixed before"):
+        study_lib.run_study(more_seeds, tmp_path, train_fn=FakeTrain())
     manifest = json.loads((tmp_path / "toy" / "study.json").read_text())
-    assert manifest["seeds"] == [0, 1, 2, 3]
+    assert manifest["seeds"] == [0, 1, 2]
+
+
+def test_a_config_under_two_trial_names_runs_once_and_is_shared(tmp_path):
+    config = _study()
+    config.sweeps.c = ml_collections.ConfigDict(
+        {
+            "base": config.sweeps.b.base,
+            "cases": {"same": {"num_epochs": 1}, "other": {"num_epochs": 3}},
+        }
+    )
+    trials = {t.name: t for t in study_lib.expand(config)}
+    assert trials["c-same"].same_as == "b-epochs1" and not trials["c-other"].same_as
+    fake = FakeTrain()
+    study_lib.run_study(config, tmp_path, train_fn=fake)
+    trained = {pathlib.Path(w).parent.name for w, _ in fake.calls}
+    assert "c-same" not in trained and {"b-epochs1", "c-other"} <= trained
+    _, records = study_lib.load_study(tmp_path / "toy")
+    shared = {r.seed: r for r in records if r.trial == "c-same"}
+    owner = {r.seed: r for r in records if r.trial == "b-epochs1"}
+    assert sorted(shared) == [0, 1, 2] and all(r.status == "done" for r in shared.values())
+    assert all(shared[k].summary == owner[k].summary for k in shared)
 
 
 def test_read_metrics_dedupes_resumed_epochs_and_tolerates_a_cut_last_line(tmp_path):
@@ -318,7 +340,7 @@ def _patch_run(monkeypatch, classes, x, y):
     variables = model.init(jax.random.key(0), x[:1], train=False)
     monkeypatch.setattr(train, "restore_best", lambda config, workdir: (model, variables))
     split = splits.Split(x, y)
-    monkeypatch.setattr(data, "load", lambda config: splits.Dataset(split, split, {}))
+    monkeypatch.setattr(data, "load", lambda config: splits.Dataset(split, split, split, {}))
     return model, variables
 
 
