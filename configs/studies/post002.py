@@ -28,32 +28,30 @@ import pathlib
 
 import ml_collections
 
-from dropout_study import config_check, study
+from dropout_study import study
+from dropout_study.claims import post002 as claims
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1]
 SCALES = ("cpu", "full")
 ARCHS = {
-    "none": "none",
-    "dropout": "dropout",
-    "spatial": "spatial_dropout",
-    "bn": "batchnorm",
-    "bn_dropout": "batchnorm_dropout",
+    claims.NONE: "none",
+    claims.DROPOUT: "dropout",
+    claims.SPATIAL: "spatial_dropout",
+    claims.BN: "batchnorm",
+    claims.BN_DROPOUT: "batchnorm_dropout",
 }
+CPU = dict(max_train=4000, holdout_fraction=0.05, filters=(16, 32, 64), epochs=15)
 
 
 def _base(scale):
-    """configs/cifar100_conv.py at the study's scale (CIFAR-10 subset at the cpu scale)."""
+    """configs/cifar100_conv.py on the full CIFAR-100 (JPEG copy) at the study's scale."""
     config = study.load_config_file(CONFIGS / "cifar100_conv.py", "full")
+    config.data.update(source="local", variant="jpeg", validation="holdout")
     if scale == "cpu":
-        config.data = config_check.default_config("cifar10", "conv_family").data
-        config.data.source = "local"
-        config.data.variant = "exact"
-        config.model.num_classes = 10
-        config.model.filters = (16, 32, 64)
-        config.num_epochs = 20
+        config.data.update(max_train=CPU["max_train"], holdout_fraction=CPU["holdout_fraction"])
+        config.model.filters = CPU["filters"]
+        config.num_epochs = CPU["epochs"]
         config.checkpoint_every_steps = 0
-    else:
-        config.data.source = "tfds"
     return config
 
 
@@ -63,20 +61,21 @@ def get_config(arg="full"):
         raise ValueError(f"unknown scale {arg!r} of post002.py; use one of {SCALES}.")
     cpu = arg == "cpu"
     cases = {name: {"model": {"arch": arch}} for name, arch in ARCHS.items()}
-    cases["bn_cutout"] = {"model": {"arch": "batchnorm"}, "augment": {"cutout": 16 if cpu else 8}}
+    cases[claims.BN_CUTOUT] = {"model": {"arch": "batchnorm"}, "augment": {"cutout": 8}}
     config = ml_collections.ConfigDict()
     config.name = "post002"
     config.scale = arg
     config.notes = (
-        "CIFAR-10 instead of CIFAR-100: the local CIFAR-100 subset (1,117 training images "
-        "for 100 classes) is too small to resolve the claims; the exact CIFAR-10 subset "
-        "(5,438 / 1,017 images); filters (16, 32, 64); 20 epochs; Cutout 16x16."
-        if arg == "cpu"
+        f"CIFAR-100 (JPEG copy): a fixed random {CPU['max_train']:,}-image training subset "
+        f"(about 40 per class), {CPU['holdout_fraction']:.0%} of the training split held out "
+        f"for selection, all 10,000 test images; filters {CPU['filters']}; {CPU['epochs']} "
+        "epochs instead of 50; 3 seeds."
+        if cpu
         else ""
     )
     config.seeds = (0, 1, 2) if cpu else (0, 1, 2, 3, 4)
     config.sweeps = ml_collections.ConfigDict()
     config.sweeps.between = ml_collections.ConfigDict(
-        {"base": _base(arg), "cases": cases, "reference": "none"}
+        {"base": _base(arg), "cases": cases, "reference": claims.NONE}
     )
     return config
