@@ -48,7 +48,7 @@ TABLE_METRICS = (
 )
 DIFF_METRICS = ("test_accuracy", "test_psnr", "test_loss", "epoch_time")
 STEPS = {"best_epoch": 1, "converge_epoch": 1, "epochs_run": 1, "num_epochs": 1}  # discrete
-EXACT = ("num_params",)  # fixed by the config: the same for every seed
+EXACT = ("num_params", "num_epochs", "train_examples")  # fixed by the config, equal per seed
 
 
 def _median(values):
@@ -91,6 +91,7 @@ def run_metrics(record):
         "examples_per_sec": _median(r.get("examples_per_s") for r in timed),
         "epochs_run": len(rows),
         "num_epochs": record.summary.get("num_epochs"),
+        "train_examples": record.summary.get("data", {}).get("sizes", {}).get("train"),
         "num_params": record.summary.get("num_params"),
     }
     peak = [r[f"test_{score}"] for r in rows if f"test_{score}" in r]

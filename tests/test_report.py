@@ -110,7 +110,7 @@ def _world(lstm_time, validation="holdout"):
         summary = {
             "num_params": 100,
             "num_epochs": EPOCHS,
-            "data": {"name": "imdb", "validation": validation},
+            "data": {"name": "imdb", "validation": validation, "sizes": {"train": 22500}},
             "test": {"selected": scores, "final": scores},
         }
         (path / "summary.json").write_text(json.dumps(summary))
@@ -280,6 +280,7 @@ CLAIM_METRICS = (
     "num_params",
     "epochs_run",
     "num_epochs",
+    "train_examples",
     *(f"{p}_{m}" for p in ("mc", "det") for m in ("accuracy", "nll", "ece")),
 )
 

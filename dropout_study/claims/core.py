@@ -175,6 +175,16 @@ def min_epochs(count):
     return Condition(f"at least {count} epochs of training", check)
 
 
+def min_train(count):
+    """Condition: every compared run trained on at least `count` examples (the post's regime)."""
+
+    def check(table, trials):
+        small = [t for t in trials if min(table.values(t, "train_examples").values()) < count]
+        return f"fewer than {count:,} training examples: {', '.join(small)}" if small else ""
+
+    return Condition(f"at least {count:,} training examples", check)
+
+
 def dataset(name):
     """Condition: every compared run trained on dataset `name`."""
 

@@ -13,6 +13,7 @@ from dropout_study.claims.core import (
     best,
     by_axis,
     min_epochs,
+    min_train,
     ratio_part,
     registry,
     slope_part,
@@ -114,7 +115,7 @@ def _time_sensitivity(table):
     "epochs 6-15",
     "epoch of best validation accuracy in [6, 15] and final validation loss above its "
     "minimum, at each architecture's best keep",
-    (HELDOUT, min_epochs(16)),
+    (HELDOUT, min_epochs(16), min_train(20000)),  # the post's 25,000 reviews
 )
 def _convergence(table):
     parts = []
