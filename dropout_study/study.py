@@ -223,7 +223,8 @@ def _plain(value):
 def expand(study):
     """Every trial of the study, in a stable order (sweeps, then cases, then axis values).
 
-    A trial with the same config and evaluations as an earlier one gets `same_as` set to it.
+    A trial with the same config as an earlier one gets `same_as` set to it, and the earlier
+    trial also runs the later one's evaluations.
     """
     check_study(study)
     trials = [t for name, sweep in study.sweeps.items() for t in _sweep_trials(name, sweep)]
@@ -231,12 +232,13 @@ def expand(study):
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"trial names {duplicates} are not unique; rename cases or axis labels.")
-    first = {}
+    owners = {}  # config JSON -> index of the first trial with it
     for i, t in enumerate(trials):
-        key = (t.config.to_json(sort_keys=True), json.dumps(t.evals, sort_keys=True))
-        owner = first.setdefault(key, t.name)
-        if owner != t.name:
-            trials[i] = dataclasses.replace(t, same_as=owner)
+        j = owners.setdefault(t.config.to_json(sort_keys=True), i)
+        if j != i:
+            owner = trials[j]
+            trials[j] = dataclasses.replace(owner, evals={**t.evals, **owner.evals})
+            trials[i] = dataclasses.replace(t, same_as=owner.name)
     return trials
 
 

@@ -41,26 +41,29 @@ import pathlib
 import ml_collections
 
 from dropout_study import config_check, study
+from dropout_study.claims import post003 as claims
 
 STUDIES = pathlib.Path(__file__).resolve().parent
 SCALES = ("cpu", "full")
 RATES = (0.0, 0.3, 0.5, 0.7, 0.9)
 NO_DROPOUT = (0.0, 0.0)
+CPU_MLP = dict(max_train=5000, holdout_fraction=0.05, epochs=30)
 
 
 def _mlp(scale):
     """The MLP on CIFAR-10 without dropout."""
     config = config_check.default_config("cifar10", "mlp")
-    config.data.source = "local"
+    config.data.update(source="local", variant="jpeg", validation="holdout")
     config.model.hidden = (512, 512)
     config.model.rates = NO_DROPOUT
     config.batch_size = 128
     if scale == "cpu":
-        config.data.variant = "exact"
-        config.num_epochs = 30
+        config.data.update(
+            max_train=CPU_MLP["max_train"], holdout_fraction=CPU_MLP["holdout_fraction"]
+        )
+        config.num_epochs = CPU_MLP["epochs"]
         config.checkpoint_every_steps = 0
     else:
-        config.data.variant = "jpeg"
         config.num_epochs = 100
     return config
 
@@ -73,15 +76,17 @@ def _variant(name):
     return {"model": model}
 
 
+HALF = {"model": {"rates": (0.5, 0.5)}}
+STOP = {"early_stopping": {"patience": 3}}
 REGULARIZERS = {
-    "none": {},
-    "dropout": {"model": {"rates": (0.5, 0.5)}},
-    "l1": {"regularization": {"l1": 1e-5}},
-    "l2": {"regularization": {"l2": 1e-4}},
-    "weight_decay": {"optimizer": {"name": "adamw", "weight_decay": 0.01}},
-    "early_stopping": {"early_stopping": {"patience": 3}},
-    "dropout_l2": {"model": {"rates": (0.5, 0.5)}, "regularization": {"l2": 1e-4}},
-    "dropout_early_stopping": {"model": {"rates": (0.5, 0.5)}, "early_stopping": {"patience": 3}},
+    claims.NONE: {},
+    claims.DROPOUT: HALF,
+    claims.L1: {"regularization": {"l1": 1e-5}},
+    claims.L2: {"regularization": {"l2": 1e-4}},
+    claims.WEIGHT_DECAY: {"optimizer": {"name": "adamw", "weight_decay": 0.01}},
+    claims.EARLY_STOPPING: STOP,
+    claims.DROPOUT_L2: {**HALF, "regularization": {"l2": 1e-4}},
+    claims.DROPOUT_EARLY_STOPPING: {**HALF, **STOP},
 }
 
 
@@ -98,8 +103,10 @@ def get_config(arg="full"):
     config.name = "post003"
     config.scale = arg
     config.notes = (
-        "MLP and VGG-like net on the exact CIFAR-10 subset (5,438 / 1,017 images), MLP 30 "
-        "epochs; VGG and LSTM at the cpu scales of post 001 and post 000."
+        f"MLP on CIFAR-10 (JPEG copy): a fixed random {CPU_MLP['max_train']:,}-image training "
+        f"subset, {CPU_MLP['holdout_fraction']:.0%} of the training split held out for "
+        f"selection, all 10,000 test images, {CPU_MLP['epochs']} epochs; VGG and LSTM at the "
+        "cpu scales of post 001 and post 000; 3 seeds."
         if arg == "cpu"
         else ""
     )
@@ -112,32 +119,32 @@ def get_config(arg="full"):
             "mc_samples": 30 if cpu else 100,
         }
     )
-    variants = ("standard", "inverted", "spatial", "gaussian", "dropblock")
+    variants = (claims.STANDARD, claims.INVERTED, claims.SPATIAL, claims.GAUSSIAN, claims.DROPBLOCK)
     config.sweeps.variant = ml_collections.ConfigDict(
         {
             "base": vgg,
-            "cases": {"none": {}, **{v: _variant(v) for v in variants}},
-            "reference": "none",
+            "cases": {claims.NONE: {}, **{v: _variant(v) for v in variants}},
+            "reference": claims.NONE,
         }
     )
     config.sweeps.selu = ml_collections.ConfigDict(
         {
             "base": selu,
-            "cases": {"none": {}, "alpha": {"model": {"rates": (0.1, 0.1)}}},
-            "reference": "none",
+            "cases": {claims.NONE: {}, claims.ALPHA: {"model": {"rates": (0.1, 0.1)}}},
+            "reference": claims.NONE,
         }
     )
     config.sweeps.regularizer = ml_collections.ConfigDict(
-        {"base": _mlp(arg), "cases": REGULARIZERS, "reference": "none"}
+        {"base": _mlp(arg), "cases": REGULARIZERS, "reference": claims.NONE}
     )
     config.sweeps.rnn = ml_collections.ConfigDict(
         {
             "base": lstm,
             "cases": {
-                "none": {"model": {"output_keep_prob": 1.0}},
-                "dropout": {"model": {"output_keep_prob": 0.5, "recurrent_rate": 0.2}},
+                claims.NONE: {"model": {"output_keep_prob": 1.0}},
+                claims.DROPOUT: {"model": {"output_keep_prob": 0.5, "recurrent_rate": 0.2}},
             },
-            "reference": "none",
+            "reference": claims.NONE,
         }
     )
     return config

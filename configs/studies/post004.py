@@ -25,19 +25,25 @@ import pathlib
 import ml_collections
 
 from dropout_study import study
+from dropout_study.claims import post004 as claims
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1]
 SCALES = ("cpu", "full")
+CPU = dict(max_train=2000, holdout_fraction=0.05, max_test=2000, epochs=12)
 
 
 def _base(scale):
     """configs/denoise_unet.py at the study's scale."""
     config = study.load_config_file(CONFIGS / "denoise_unet.py", "full")
+    config.data.update(variant="jpeg", validation="holdout")
     if scale == "cpu":
         config.model.filters = (16, 32, 64)
-        config.data.variant = "exact"
-        config.data.max_train = 4000
-        config.num_epochs = 10
+        config.data.update(
+            max_train=CPU["max_train"],
+            holdout_fraction=CPU["holdout_fraction"],
+            max_test=CPU["max_test"],
+        )
+        config.num_epochs = CPU["epochs"]
         config.checkpoint_every_steps = 0
     return config
 
@@ -53,22 +59,24 @@ def get_config(arg="full"):
     config.name = "post004"
     config.scale = arg
     config.notes = (
-        "filters (16, 32, 64); 4,000 training images of the exact CIFAR-10 subset and its "
-        "1,017 test images; 10 epochs instead of 30."
+        f"filters (16, 32, 64); clean images from CIFAR-10 (JPEG copy): a fixed random "
+        f"{CPU['max_train']:,}-image training subset, {CPU['holdout_fraction']:.0%} of the "
+        f"training split held out for selection, a fixed random {CPU['max_test']:,} test "
+        f"images; {CPU['epochs']} epochs instead of 30; 4 seeds."
         if arg == "cpu"
         else ""
     )
-    config.seeds = (0, 1, 2, 3, 4)
+    config.seeds = (0, 1, 2, 3) if arg == "cpu" else (0, 1, 2, 3, 4)
     config.sweeps = ml_collections.ConfigDict()
     config.sweeps.unet = ml_collections.ConfigDict(
         {
             "base": base,
             "cases": {
-                "none": {"model": {"encoder_rates": no_dropout}},
-                "dropout": {"model": {"dropout_variant": "inverted", "encoder_rates": rates}},
-                "spatial": {"model": {"dropout_variant": "spatial", "encoder_rates": rates}},
+                claims.NONE: {"model": {"encoder_rates": no_dropout}},
+                claims.DROPOUT: {"model": {"dropout_variant": "inverted", "encoder_rates": rates}},
+                claims.SPATIAL: {"model": {"dropout_variant": "spatial", "encoder_rates": rates}},
             },
-            "reference": "none",
+            "reference": claims.NONE,
             "examples": 4,
         }
     )
