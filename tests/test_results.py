@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from dropout_study import report, study
+from dropout_study import report, results_index, study
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
@@ -40,3 +40,9 @@ def test_committed_report_regenerates_from_its_raw_metrics(name, tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(
         p.name for p in committed.glob("*.png")
     )
+
+
+def test_the_claims_table_of_results_readme_regenerates():
+    text = (RESULTS / results_index.README).read_text()
+    assert results_index.render(RESULTS, text) == text
+    assert text.count("\n| 0") == 30  # one row per claim

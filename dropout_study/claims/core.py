@@ -140,7 +140,9 @@ def _check(condition, table, trials):
 
 def _heldout(table, trials):
     bad = [t for t in trials if table.facts(t, "validation") != {"holdout"}]
-    return f"selected on the test split: {', '.join(bad)}" if bad else ""
+    return (
+        f"selected on the test split ({len(bad)} of {len(trials)} compared trials)" if bad else ""
+    )
 
 
 def _converged(table, trials):
