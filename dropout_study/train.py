@@ -33,6 +33,10 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_DIR = "checkpoints"
 PSNR_PEAK = 1.0  # denoising targets are images on the [0, 1] scale
+DIVERGED = 100  # an epoch's mean loss over this many times the chance-level loss: diverged
+DIVERGED_FIX = (
+    "Fix: lower optimizer.learning_rate or set optimizer.grad_clip_norm, in a new --workdir."
+)
 # Per-epoch record fields that measure the machine rather than the run (they differ on a rerun).
 TIME_FIELDS = (
     "epoch_time_s",
@@ -189,19 +193,45 @@ def _check_finite(sums, checkpoints, steps_per_epoch):
     bad = int(jax.device_get(sums["nonfinite_step"]))
     if bad < 0:
         return
-    kept = checkpoints.steps(checkpoint.LATEST)
-    last = (
-        f"the last good checkpoint, {checkpoints.directory / checkpoint.LATEST / str(kept[-1])}, "
-        f"is kept"
-        if kept
-        else "no checkpoint had been written yet"
-    )
     epoch, batch = divmod(bad - 1, steps_per_epoch)
     raise FloatingPointError(
         f"the training loss became NaN or Inf at step {bad} (epoch {epoch + 1}, batch "
-        f"{batch + 1} of {steps_per_epoch}); training stopped and {last}. Fix: lower "
-        f"optimizer.learning_rate or set optimizer.grad_clip_norm, in a new --workdir."
+        f"{batch + 1} of {steps_per_epoch}); training stopped and {_last_good(checkpoints)}. "
+        f"{DIVERGED_FIX}"
     )
+
+
+def chance_loss(task, num_classes):
+    """The loss of a predictor that knows nothing: log(K) nats, or an MSE of 1 on [0, 1] images."""
+    return 1.0 if task == "denoise" else math.log(max(num_classes, 2))
+
+
+def _last_good(checkpoints):
+    """Words for the newest 'latest' checkpoint, which a stopped run keeps."""
+    kept = checkpoints.steps(checkpoint.LATEST)
+    if not kept:
+        return "no checkpoint had been written yet"
+    path = checkpoints.directory / checkpoint.LATEST / str(kept[-1])
+    return f"the last good checkpoint, {path}, is kept"
+
+
+def _check_diverged(loop, train_metrics, val_metrics, epoch):
+    """FloatingPointError when an epoch's mean train or validation loss is not finite or over
+    DIVERGED times the chance-level loss: per-step losses can stay finite while a run diverges
+    (or their epoch sums overflow). The epoch is then not recorded."""
+    limit = DIVERGED * chance_loss(loop.config.task, loop.dataset.info.get("num_classes", 0))
+    bad = {
+        f"{split} loss": m["loss"]
+        for split, m in (("train", train_metrics), ("validation", val_metrics))
+        if not m["loss"] <= limit  # NaN fails too
+    }
+    if bad:
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in bad.items())
+        raise FloatingPointError(
+            f"training diverged in epoch {epoch + 1} ({shown}; more than {DIVERGED}x the "
+            f"chance-level loss {limit / DIVERGED:.3g}); the epoch is not recorded and "
+            f"{_last_good(loop.checkpoints)}. {DIVERGED_FIX}"
+        )
 
 
 def _json_default(value):
@@ -566,6 +596,7 @@ def _train_epochs(loop, carry, meta, compile_s, metrics_dir):
         start = time.perf_counter()
         val_metrics = evaluate(loop, state, loop.dataset.validation)
         times["eval"] = time.perf_counter() - start
+        _check_diverged(loop, train_metrics, val_metrics, meta["step"] // loop.steps_per_epoch)
         record = _epoch_record(loop, meta, step, train_metrics, val_metrics, times)
         if config.test_every_epoch:  # the posts' protocol, for comparison only: never selects
             test_metrics = evaluate(loop, state, loop.dataset.test)

@@ -197,3 +197,16 @@ def test_test_every_epoch_records_the_posts_protocol_without_changing_selection(
     records = [json.loads(line) for line in lines]
     assert all(0.0 < r["test_accuracy"] < 1.0 for r in records)
     assert summary["best_epoch"] == max(records, key=lambda r: r["val_accuracy"])["epoch"]
+
+
+@pytest.mark.parametrize("learning_rate", [7e10, 1e6])
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, learning_rate):
+    """Per-step losses stay finite (about 1e35 and 1e20 here): the epoch means give it away."""
+    config = _imdb_config(num_epochs=2, **{"optimizer.learning_rate": learning_rate})
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 1 \(train loss \d") as err:
+        train.train_and_evaluate(config, tmp_path)
+    kept = checkpoint.Checkpoints(tmp_path / train.CHECKPOINT_DIR)
+    assert str(tmp_path / "checkpoints" / "latest" / str(kept.steps()[-1])) in str(err.value)
+    kept.close()
+    assert not (tmp_path / train.SUMMARY_FILE).exists()
+    assert (tmp_path / train.METRICS_FILE).read_text() == ""
