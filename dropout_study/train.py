@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 from absl import logging
 from clu import metric_writers, periodic_actions
 from flax.training import train_state
@@ -450,11 +451,21 @@ def _train_epoch(loop, state, sums, meta):
         start_step=offset,
         **loop.process,
     )
+    bar = tqdm.tqdm(
+        total=steps_per_epoch,
+        initial=offset,
+        desc=f"epoch {epoch + 1}/{config.num_epochs}",
+        unit="step",
+        leave=False,
+        mininterval=1.0,
+        disable=jax.process_index() != 0,
+    )
     for batch in batches:
         state, sums = loop.train_fn(
             state, sums, parallel.global_batch(batch, loop.mesh), loop.train_key
         )
         step += 1
+        bar.update()
         if step % config.log_every_steps == 0:
             _check_finite(sums, loop.checkpoints, steps_per_epoch)
             running = _means(sums, config.task)
@@ -476,6 +487,7 @@ def _train_epoch(loop, state, sums, meta):
             loop.checkpoints.save(
                 checkpoint.LATEST, step, {"state": state, "sums": sums}, {**meta, "step": step}
             )
+    bar.close()
     _check_finite(sums, loop.checkpoints, steps_per_epoch)
     return state, sums, step
 
@@ -543,7 +555,10 @@ def train_and_evaluate(config, workdir):
     if writes:  # recorded once data and model are ready, so a failed start leaves no record
         (workdir / config_check.CONFIG_FILE).write_text(config_check.config_json(config))
         _write_json_lines(workdir / METRICS_FILE, meta["history"], "w")
-    writer = metric_writers.create_default_writer(workdir, just_logging=not writes)
+    # TensorBoard only: each epoch's metrics are logged once, by the epoch loop.
+    writer = metric_writers.MultiWriter(
+        [metric_writers.SummaryWriter(str(workdir))] if writes else []
+    )
     process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
     try:
         # Compiled even for a finished run: every process scores the test split together.

@@ -210,3 +210,12 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, lear
     kept.close()
     assert not (tmp_path / train.SUMMARY_FILE).exists()
     assert (tmp_path / train.METRICS_FILE).read_text() == ""
+
+
+def test_a_run_shows_a_progress_bar_and_logs_each_epoch_once(tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
+    train.train_and_evaluate(_imdb_config(num_epochs=2), tmp_path)
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "step/s" in err  # tqdm's bar on stderr
+    lines = [r.getMessage() for r in caplog.records if "train_loss" in r.getMessage()]
+    assert len(lines) == 2, lines  # one line per epoch (clu's logging writer printed another)
