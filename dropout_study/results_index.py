@@ -7,6 +7,7 @@ rewrites the part of results/README.md between the two marker lines; the rest of
 left as it is. tests/test_results.py checks that the committed table regenerates unchanged.
 """
 
+import json
 import pathlib
 
 from absl import app, flags
@@ -22,6 +23,30 @@ def study_outcomes(results_dir, name):
     _, records = study.load_study(pathlib.Path(results_dir) / name / "raw")
     table = report.build_table(records)
     return [claims.evaluate(c, table) for c in claims.for_study(name)]
+
+
+def is_current(results_dir, name, configs_dir):
+    """Whether the committed runs of `name` are those of its config's cpu scale today."""
+    manifest, _ = study.load_study(pathlib.Path(results_dir) / name / "raw")
+    config = study.load_config_file(pathlib.Path(configs_dir) / f"{name}.py", "cpu")
+    committed = {t["name"]: t["config"] for t in manifest["trials"]}
+    planned = {t.name: json.loads(t.config.to_json()) for t in study.expand(config)}
+    return committed == planned and sorted(manifest["seeds"]) == sorted(config.seeds)
+
+
+def studies_markdown(results_dir, names, configs_dir):
+    """One line per study: its runs, and whether they are its config's cpu scale today."""
+    lines = []
+    for name in names:
+        _, records = study.load_study(pathlib.Path(results_dir) / name / "raw")
+        done = sum(r.status == study.DONE for r in records)
+        state = (
+            "the cpu scale of its config today"
+            if is_current(results_dir, name, configs_dir)
+            else "made with an earlier cpu scale of its config (re-run it to replace them)"
+        )
+        lines.append(f"- {name}: {done} runs done, {state}.")
+    return "\n".join(lines)
 
 
 def _conditions(outcome):
@@ -56,13 +81,22 @@ def counts_line(results_dir, names):
     return f"{len(verdicts)} claims: {shown}."
 
 
-def render(results_dir, text):
+def render(results_dir, text, configs_dir):
     """`text` (README.md) with the claims table between the markers regenerated."""
     if START not in text or END not in text:
         raise ValueError(f"{README} needs the lines {START!r} and {END!r} around the table.")
     names = sorted({c.study for c in claims.CLAIMS})
     block = "\n".join(
-        [START, "", counts_line(results_dir, names), "", table_markdown(results_dir, names), ""]
+        [
+            START,
+            "",
+            studies_markdown(results_dir, names, configs_dir),
+            "",
+            counts_line(results_dir, names),
+            "",
+            table_markdown(results_dir, names),
+            "",
+        ]
     )
     head, rest = text.split(START, 1)
     return head + block + END + rest.split(END, 1)[1]
@@ -70,13 +104,14 @@ def render(results_dir, text):
 
 def define_flags():
     flags.DEFINE_string("results", "results", "The folder holding postNNN/raw and README.md.")
+    flags.DEFINE_string("configs", "configs/studies", "The folder of the study configs.")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag.")
     path = pathlib.Path(flags.FLAGS.results) / README
-    path.write_text(render(flags.FLAGS.results, path.read_text()))
+    path.write_text(render(flags.FLAGS.results, path.read_text(), flags.FLAGS.configs))
     print(f"wrote the claims table of {path}")
 
 
