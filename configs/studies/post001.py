@@ -36,7 +36,7 @@ from dropout_study.claims import post001 as claims
 CONFIGS = pathlib.Path(__file__).resolve().parents[1]
 SCALES = ("cpu", "full")
 NO_BLOCKS, NO_DENSE = (0.0, 0.0, 0.0), (0.0, 0.0)
-CPU = dict(max_train=3000, holdout_fraction=0.05, epochs=15, batch=32)
+CPU = dict(max_train=2000, holdout_fraction=0.05, epochs=25, batch=32)
 
 
 def _base(scale):
@@ -50,7 +50,7 @@ def _base(scale):
         config.model.ndense = 128
         config.data.update(max_train=CPU["max_train"], holdout_fraction=CPU["holdout_fraction"])
         config.num_epochs = CPU["epochs"]
-        config.batch_size = CPU["batch"]  # ~94 steps per epoch: enough updates to converge
+        config.batch_size = CPU["batch"]  # 63 steps per epoch, 1,563 in all: enough to converge
         config.checkpoint_every_steps = 0
     return config
 
