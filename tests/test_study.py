@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from dropout_study import study as study_lib
+from dropout_study import results_index, study as study_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -415,6 +415,10 @@ def test_study_configs_expand_into_valid_training_configs(path):
     with pytest.raises(ValueError, match="scale"):
         study_lib.load_config_file(path, "tiny")
     text = path.read_text()  # the docstring states the cpu reductions, measured time and command
-    measured = rf"cpu \(2 CPU cores: \d+ minutes as two shards .*; results/{path.stem}\)"
-    assert re.search(measured, text)
+    results = path.parents[2] / "results"
+    if results_index.is_current(results, path.stem, path.parent):
+        measured = rf"cpu \(2 CPU cores: \d+ minutes as two shards .*; results/{path.stem}\)"
+    else:  # the committed runs are of an earlier scale: the docstring must not time this one
+        measured = rf"cpu \(2 CPU cores: not yet run at this scale; results/{path.stem} holds"
+    assert re.search(measured, text, re.DOTALL)
     assert f"--config=configs/studies/{path.stem}.py:cpu" in text

@@ -2,19 +2,21 @@
 
 Claims (dropout_study.claims, ids 004.*): spatial dropout is faster per epoch than element
 dropout, which more than doubled the time per epoch; spatial dropout gives a better denoiser
-(validation loss, PSNR).
+(test loss and PSNR at the validation-selected checkpoint).
 
 Sweep `unet` (configs/denoise_unet.py: Gaussian noise of std 0.1, encoder dropout 0.1 per level):
 cases none (no dropout), dropout (element-wise, inverted) and spatial (whole channels). Each run
-saves 4 validation images with its best checkpoint's output for the report's examples plot.
+saves 4 test images with its best checkpoint's output for the report's examples plot.
 
 Scales:
   full: configs/denoise_unet.py as it is: filters (32, 64, 128), batch 32, Adam, 30 epochs, clean
-    images from the full CIFAR-10 (JPEG copy, 50,000 / 10,000); 5 seeds.
-  cpu (2 CPU cores: 49 minutes as two shards of one core each; results/post004): filters
-    (16, 32, 64); 4,000 images of the exact-pixel CIFAR-10 training subset (a fixed random
-    subset, data.max_train) and its 1,017 test images; 10 epochs; checkpoints at epoch ends only;
-    5 seeds (the timing claims need them).
+    images from the full CIFAR-10 (JPEG copy): 5% of the 50,000 training images held out for
+    selection, all 10,000 test images; 5 seeds.
+  cpu (2 CPU cores: not yet run at this scale; results/post004 holds 15 runs of the earlier cpu
+    scale, which selected on the test split, so 004.2 is untested there): filters (16, 32, 64);
+    clean images from CIFAR-10 (JPEG copy): a fixed random 2,000-image training subset, 2,500
+    held-out validation images, a fixed random 2,000 test images; 12 epochs; checkpoints at
+    epoch ends only; 4 seeds.
 
   python -m dropout_study.study --config=configs/studies/post004.py:cpu --workdir=workdirs/studies
   python -m dropout_study.report --workdir=workdirs/studies/post004 --out=results/post004
