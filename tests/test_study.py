@@ -13,7 +13,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from dropout_study import results_index, study as study_lib
+from dropout_study import results_index
+from dropout_study import study as study_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
