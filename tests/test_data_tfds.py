@@ -10,7 +10,7 @@ from dropout_study.data import imdb, tfds_source
 
 def tfds_config(name, data_dir, **fields):
     config = data.default_config(name)
-    config.update(source="tfds", data_dir=str(data_dir), **fields)
+    config.update({"source": "tfds", "data_dir": str(data_dir), "validation": "test", **fields})
     return config
 
 
