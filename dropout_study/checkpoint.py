@@ -101,10 +101,17 @@ def _first_device():
     return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
+def _reason(err, limit=120):
+    """The first line of `err`, cut to `limit` characters: orbax errors embed long specs."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(err).__name__}: {text}" if isinstance(err, Exception) else text
+
+
 def _corrupt_message(directory, steps, err):
     path = directory / str(steps[-1])
     previous = f"resume from step {steps[-2]}" if len(steps) > 1 else "start the run afresh"
     return (
-        f"checkpoint {path} is corrupt or incomplete and cannot be restored ({err}). "
+        f"checkpoint {path} is corrupt or incomplete and cannot be restored ({_reason(err)}). "
         f"Fix: delete {path} to {previous}, or run with a new --workdir."
     )

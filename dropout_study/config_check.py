@@ -10,6 +10,7 @@ workdir that holds a run of a different config.
 import json
 import math
 import numbers
+import os
 import pathlib
 
 import ml_collections
@@ -248,12 +249,31 @@ def config_json(config):
     return config.to_json_best_effort(indent=2, sort_keys=True)
 
 
+def _check_writable(workdir):
+    """The workdir, or the nearest folder above it that exists, is a writable directory."""
+    existing = workdir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == workdir.absolute() else f"lies under the file {existing}"
+        raise ValueError(
+            f"--workdir {workdir} {where}, not a directory. Fix: pass a directory path "
+            "(missing folders are created)."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"--workdir {workdir} cannot be written ({existing} is read-only to this user). "
+            "Fix: pass a writable directory."
+        )
+
+
 def check_workdir(config, workdir):
-    """Refuses a workdir whose recorded config differs from `config`, naming the fields.
+    """Refuses a workdir that cannot hold a run, or holds a run of a different config.
 
     Resuming with a different config would mix two runs' results in one workdir. Fields in
-    RUN_CONTROL_FIELDS may differ.
+    RUN_CONTROL_FIELDS may differ. Nothing is created here.
     """
+    _check_writable(pathlib.Path(workdir))
     path = pathlib.Path(workdir) / CONFIG_FILE
     if not path.exists():
         return

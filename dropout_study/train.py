@@ -437,8 +437,9 @@ def score_test(loop, like, meta):
 def _train_epoch(loop, state, sums, meta):
     """Trains from step meta['step'] to the end of its epoch; returns (state, sums, step).
 
-    Logs running means every `log_every_steps` and saves a 'latest' checkpoint every
-    `checkpoint_every_steps` (mid-epoch; the epoch's end is saved with its metrics).
+    Shows running means on the progress bar every `log_every_steps` and saves a 'latest'
+    checkpoint every `checkpoint_every_steps` (mid-epoch; the epoch's end is saved with its
+    metrics).
     """
     config, steps_per_epoch = loop.config, loop.steps_per_epoch
     step = meta["step"]
@@ -470,16 +471,7 @@ def _train_epoch(loop, state, sums, meta):
             _check_finite(sums, loop.checkpoints, steps_per_epoch)
             running = _means(sums, config.task)
             score = score_name(config.task)
-            logging.info(
-                "epoch %d/%d batch %d/%d: loss %.4f %s %.4f (running means)",
-                epoch + 1,
-                config.num_epochs,
-                step - epoch * steps_per_epoch,
-                steps_per_epoch,
-                running["loss"],
-                score,
-                running[score],
-            )
+            bar.set_postfix({"loss": f"{running['loss']:.4f}", score: f"{running[score]:.4f}"})
         loop.progress(step)  # triggers on the steps above, once the device has caught up
         every = config.checkpoint_every_steps
         if every and step % every == 0 and step % steps_per_epoch:

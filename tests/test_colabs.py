@@ -19,14 +19,13 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from dropout_study import claims, masks, report, study
+from dropout_study import claims, colab_links, masks, report, study
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COLABS = REPO / "colabs"
 NOTEBOOKS = ("quickstart", "dropout_variants", "timing", "mc_dropout", "reading_a_study")
 COMMITTED_STUDY = REPO / "results" / "post000" / "raw"
 CELL_TIMEOUT_S = 300
-COLAB_URL = "https://github.com/OWNER/dropout_study"
 
 PROBES = {
     "quickstart": """{
@@ -124,7 +123,8 @@ def test_notebooks_are_committed_clean_and_start_with_the_colab_setup():
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), name
         setup = nb.cells[0].source
-        assert nb.cells[0].cell_type == "code" and f"!git clone -q --depth 1 {COLAB_URL}" in setup
+        assert nb.cells[0].cell_type == "code"
+        assert setup == colab_links.setup_cell(colab_links.REPOSITORY), name
         assert "except importlib.metadata.PackageNotFoundError:\n    !pip install" in setup, name
         parameters = [c for c in code if "parameters" in c.metadata.get("tags", [])]
         assert len(parameters) == 1, name
@@ -133,6 +133,38 @@ def test_notebooks_are_committed_clean_and_start_with_the_colab_setup():
         text = "".join(c.source for c in nb.cells)
         assert str(REPO.parent) + "/" not in text and "/tmp/" not in text, name
         assert "%matplotlib inline" in text, name
+
+
+def test_badges_and_clone_cells_follow_one_repository_and_retarget_together(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    assert "OWNER" not in readme
+    assert readme.count(colab_links.badge_prefix(colab_links.REPOSITORY)) == len(NOTEBOOKS)
+    copy = tmp_path / "checkout"
+    (copy / "colabs").mkdir(parents=True)
+    (copy / "README.md").write_text(readme)
+    for name in NOTEBOOKS:
+        (copy / "colabs" / f"{name}.ipynb").write_bytes((COLABS / f"{name}.ipynb").read_bytes())
+    colab_links.retarget(copy, "git@github.com:someone/fork.git")
+    moved = (copy / "README.md").read_text()
+    assert moved.count("colab.research.google.com/github/someone/fork/blob/main/colabs/") == len(
+        NOTEBOOKS
+    )
+    assert colab_links.badge_prefix(colab_links.REPOSITORY) not in moved
+    for name in NOTEBOOKS:
+        setup = nbformat.read(copy / "colabs" / f"{name}.ipynb", as_version=4).cells[0].source
+        assert 'REPOSITORY = "https://github.com/someone/fork"' in setup, name
+        assert "OWNER" not in (COLABS / f"{name}.ipynb").read_text(), name
+    colab_links.retarget(copy, colab_links.REPOSITORY)  # and back: byte for byte
+    assert (copy / "README.md").read_text() == readme
+    for name in NOTEBOOKS:
+        assert (copy / "colabs" / f"{name}.ipynb").read_bytes() == (
+            COLABS / f"{name}.ipynb"
+        ).read_bytes()
+
+
+def test_a_repository_that_is_not_on_github_is_refused_by_name():
+    with pytest.raises(ValueError, match="'https://gitlab.com/a/b' is not a GitHub"):
+        colab_links.github_path("https://gitlab.com/a/b")
 
 
 def test_quickstart_trains_both_models_and_plots_their_metrics():

@@ -1,5 +1,7 @@
 """The tensorflow-datasets source, with tfds.testing.mock_data (nothing is ever downloaded)."""
 
+import time
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -60,3 +62,20 @@ def test_unprepared_dataset_with_downloads_off_names_the_fix(tmp_path):
     assert "no prepared 'cifar10'" in message and str(tmp_path) in message
     assert "tfds build cifar10" in message and "download=True" in message
     assert "source='local'" in message and "source='sample'" in message
+
+
+def test_download_offline_fails_fast_naming_the_host(tmp_path, monkeypatch):
+    def unreachable(address, timeout):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(tfds_source.socket, "create_connection", unreachable)
+    with pytest.raises(ConnectionError, match="www.cs.toronto.edu.*cannot be reached"):
+        data.load(tfds_config("cifar10", tmp_path, download=True))
+    assert not list(tmp_path.iterdir())  # nothing was downloaded or prepared
+
+
+def test_a_hung_network_probe_gives_up_after_its_timeout(monkeypatch):
+    monkeypatch.setattr(tfds_source.socket, "create_connection", lambda *a, **k: time.sleep(30))
+    start = time.monotonic()
+    assert not tfds_source.reachable("ai.stanford.edu", timeout_s=0.5)
+    assert time.monotonic() - start < 5
