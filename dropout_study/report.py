@@ -13,6 +13,7 @@ import csv
 import inspect
 import math
 import pathlib
+import shlex
 import shutil
 import statistics
 
@@ -505,6 +506,16 @@ def _data_lines(records):
     return sorted(x for x in found if x)
 
 
+def _overridden(command):
+    """What the study command changed from its config file's scale, for the 'Scale:' line."""
+    flags = [f for f in shlex.split(command) if f.startswith("--config.")]
+    if not flags:
+        return ""
+    return (
+        f" The runs differ from this: the command overrode {', '.join(f'`{f}`' for f in flags)}."
+    )
+
+
 def report_markdown(manifest, records, table, outcomes, diff_rows, plots, regenerate):
     """The whole REPORT.md text."""
     env = manifest.get("environment", {})
@@ -519,7 +530,7 @@ def report_markdown(manifest, records, table, outcomes, diff_rows, plots, regene
         "",
     ]
     if manifest.get("notes"):
-        lines += [f"Scale: {manifest['notes']}", ""]
+        lines += [f"Scale: {manifest['notes']}" + _overridden(manifest.get("command") or ""), ""]
     lines += [f"Data: {d}" for d in _data_lines(records)]
     if env:
         packages = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())

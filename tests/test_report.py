@@ -305,3 +305,24 @@ def test_every_claim_finds_its_trials_in_the_cpu_study(name):
     assert outcomes and all(o.parts and not o.missing for o in outcomes), [
         (o.claim.id, o.missing) for o in outcomes if o.missing
     ]
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        (
+            "python -m dropout_study.study --config=configs/studies/post000.py:cpu",
+            "Scale: 3 seeds.\n",
+        ),
+        (
+            "python -m dropout_study.study --config=configs/studies/post000.py:cpu "
+            "--config.seeds='(0, 1)' --workdir=w",
+            "Scale: 3 seeds. The runs differ from this: the command overrode "
+            "`--config.seeds=(0, 1)`.\n",
+        ),
+    ],
+)
+def test_the_scale_line_says_when_the_command_changed_the_scale(command, expected):
+    manifest = {"name": "post000", "seeds": [0, 1], "notes": "3 seeds.", "command": command}
+    text = report.report_markdown(manifest, [], stats.Table([]), [], [], [], "regenerate")
+    assert expected in text
