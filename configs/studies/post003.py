@@ -27,11 +27,10 @@ Scales:
   full: the MLP on the full CIFAR-10 (JPEG copy) for 100 epochs, batch 128, Adam, 5% of the
     50,000 training images held out for selection, all 10,000 test images; the VGG and LSTM at
     post 001's and post 000's full settings; 3 seeds.
-  cpu (2 CPU cores: not yet run at this scale; results/post003 holds 69 runs of the earlier cpu
-    scale, which selected on the test split, so its score claims are untested there): the MLP
-    on CIFAR-10 (JPEG copy): a fixed random 5,000-image training subset, 2,500 held-out
-    validation images, all 10,000 test images, 30 epochs; the VGG at post001.py's cpu scale and
-    the LSTM at post000.py's; checkpoints at epoch ends only; 3 seeds. rate-rate0.5 and
+  cpu (2 CPU cores: 40 minutes as two shards of one core each, tcmalloc, with other work on the
+    cores at times; results/post003): the MLP on CIFAR-10 (JPEG copy): a fixed random 5,000-image
+    training subset, 2,500 held-out validation images, all 10,000 test images, 30 epochs; the VGG
+    at post001.py's cpu scale and the LSTM at post000.py's; checkpoints at epoch ends only; 3 seeds. rate-rate0.5 and
     regularizer-dropout (and rate-rate0 and regularizer-none) are one config and share their
     runs: 63 runs.
 
