@@ -12,11 +12,23 @@ of a dense float32 2048x2048 matmul's GFLOP/s, timed interleaved with the step i
 For each dataset it prints how many examples/s `pipeline.batches` delivers next to the train-step
 examples/s of the fastest model on that data: data should never stall training.
 
+With `--allocators=tcmalloc,mimalloc,system` the model steps are timed again in one subprocess
+per allocator and round (interleaved), and a third table gives each allocator's median step time
+and its ratio to glibc's. `--out=results/bench` writes the tables, command and machine to
+README.md there, so the committed figures come from one command.
+
 The models and their configs are those of configs/timing.py; the steps are timing.StepBench's.
 """
 
+import json
 import math
+import os
 import pathlib
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +55,14 @@ _SOURCE = flags.DEFINE_enum(
     "source", "local", ["local", "sample"], "Data source for the pipeline throughput."
 )
 _PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 200, "Batches per pipeline sample.")
+_ALLOCATORS = flags.DEFINE_list(
+    "allocators", [], "Also time the steps under each of these allocators (subprocesses)."
+)
+_ROUNDS = flags.DEFINE_integer("rounds", 2, "Interleaved rounds of the allocator comparison.")
+_OUT = flags.DEFINE_string("out", None, "Folder to write README.md with the tables into.")
+_STEPS_JSON = flags.DEFINE_string(
+    "steps_json", None, "Worker mode: time the model steps only and write their rows here."
+)
 
 
 def _conv_macs(size_in, padding, kernel, c_in, c_out):
@@ -94,14 +114,14 @@ def pipeline_rate(data_config, batch_size, num_batches):
     return n * batch_size / timing.median(samples)
 
 
-def run(model_names, repeats, source, pipeline_batches):
-    """Rows of the model table and of the pipeline table."""
+def step_rows(model_names, repeats):
+    """Rows of the model table; each keeps its StepBench under 'bench'."""
     from dropout_study import study
 
     models_cfg = study.load_config_file(REPO / "configs" / "timing.py").models
     matmul = jnp.ones((MATMUL_N, MATMUL_N), jnp.float32)
     matmul_fn = timing.compiled(lambda a: a @ a, matmul)
-    model_rows, step_rates = [], {}
+    model_rows = []
     for name in model_names:
         if name not in DATASET_OF:
             raise ValueError(f"--models: unknown model {name!r}; use some of {list(DATASET_OF)}.")
@@ -113,7 +133,6 @@ def run(model_names, repeats, source, pipeline_batches):
         step_gflops = [flops / t / 1e9 if counted else math.nan for t in samples["step"]]
         mm_gflops = [2 * MATMUL_N**3 / t / 1e9 for t in samples["matmul"]]
         batch_size = bench.config.batch_size
-        step_rates[name] = batch_size / timing.median(samples["step"])
         model_rows.append(
             {
                 "model": name,
@@ -128,6 +147,13 @@ def run(model_names, repeats, source, pipeline_batches):
                 "bench": bench,
             }
         )
+    return model_rows
+
+
+def run(model_names, repeats, source, pipeline_batches):
+    """Rows of the model table and of the pipeline table."""
+    model_rows = step_rows(model_names, repeats)
+    step_rates = {r["model"]: r["batch"] / (r["step_ms"] / 1e3) for r in model_rows}
     pipeline_rows = []
     for dataset in dict.fromkeys(DATASET_OF[name] for name in model_names):
         fastest = max((n for n in step_rates if DATASET_OF[n] == dataset), key=step_rates.get)
@@ -175,15 +201,102 @@ def format_tables(model_rows, pipeline_rows):
     return models_table + "\n\n" + pipeline_table
 
 
+def allocator_rows(model_names, repeats, allocators, rounds):
+    """(rows: model, allocator, step_ms (median over rounds), vs_system, {allocator: why missing}).
+
+    Each (round, allocator) is one fresh `--steps_json` subprocess, interleaved across allocators.
+    """
+    times, missing = {}, {}
+    for _ in range(rounds):
+        for name in allocators:
+            try:
+                env = timing.allocator_env(name)
+            except ValueError as err:
+                missing[name] = str(err)
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                out = pathlib.Path(tmp) / "rows.json"
+                argv = [f"--models={','.join(model_names)}", f"--repeats={repeats}"]
+                subprocess.run(
+                    [sys.executable, "-m", "dropout_study.bench", *argv, f"--steps_json={out}"],
+                    env=env,
+                    check=True,
+                    cwd=REPO,
+                )
+                worker = json.loads(out.read_text())
+            if worker["allocator"] != name:
+                raise RuntimeError(
+                    f"asked for allocator {name}, the worker ran {worker['allocator']}"
+                )
+            for row in worker["rows"]:
+                times.setdefault((row["model"], name), []).append(row["step_ms"])
+    rows = []
+    for model in model_names:
+        system = times.get((model, allocator.SYSTEM))
+        for name in allocators:
+            if (model, name) in times:
+                step_ms = timing.median(times[(model, name)])
+                ratio = timing.median(system) / step_ms if system else math.nan
+                rows.append(
+                    {"model": model, "allocator": name, "step_ms": step_ms, "speedup": ratio}
+                )
+    return rows, missing
+
+
+def allocator_table(rows, missing):
+    """Markdown: median step per model and allocator, and its speed-up over glibc malloc."""
+    table = timing.markdown_table(
+        ["model", "allocator", "median step (ms)", "speed-up over system malloc"],
+        [[r["model"], r["allocator"], f"{r['step_ms']:.1f}", _format(r["speedup"], ".2f", "")
+          + ("x" if not math.isnan(r["speedup"]) else "")] for r in rows],
+    )  # fmt: skip
+    notes = "".join(f"\n\n{name}: not timed, {why}" for name, why in missing.items())
+    return table + notes
+
+
+def _machine():
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; JAX "
+        f"{jax.__version__} on {jax.devices()[0].platform}; Python {platform.python_version()}"
+    )
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag.")
-    allocator.use_tcmalloc()
+    allocator.preload()
+    if _STEPS_JSON.value:
+        rows = [
+            {k: v for k, v in r.items() if k != "bench"}
+            for r in step_rows(_MODELS.value, _REPEATS.value)
+        ]
+        payload = {"allocator": allocator.active(), "rows": rows}
+        pathlib.Path(_STEPS_JSON.value).write_text(json.dumps(payload))
+        return
     model_rows, pipeline_rows = run(
         _MODELS.value, _REPEATS.value, _SOURCE.value, _PIPELINE_BATCHES.value
     )
-    print(f"JAX {jax.__version__} on {jax.devices()[0].platform}, allocator {allocator.active()}")
-    print(format_tables(model_rows, pipeline_rows))
+    text = f"Allocator of this process: {allocator.active()}\n\n" + format_tables(
+        model_rows, pipeline_rows
+    )
+    if _ALLOCATORS.value:
+        rows, missing = allocator_rows(
+            _MODELS.value, _REPEATS.value, _ALLOCATORS.value, _ROUNDS.value
+        )
+        text += (
+            f"\n\nThe steps again, one process per allocator, {_ROUNDS.value} interleaved rounds "
+            "(medians over rounds):\n\n" + allocator_table(rows, missing)
+        )
+    print(text)
+    if _OUT.value:
+        command = "python -m dropout_study.bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        out = pathlib.Path(_OUT.value)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "README.md").write_text(
+            "# Train-step and input-pipeline throughput\n\n"
+            f"Regenerate (repository root, nothing else running):\n\n    {command}\n\n"
+            f"Machine: {_machine()}.\n\n{text}\n"
+        )
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def _not_noise(record):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag.")
-    allocator.use_tcmalloc()
+    allocator.preload()
     logging.get_absl_handler().addFilter(_not_noise)
     config = _config()
     try:

@@ -664,7 +664,7 @@ def _quiet_checkpoint_logs(record):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag.")
-    allocator.use_tcmalloc()
+    allocator.preload()
     logging.get_absl_handler().addFilter(_quiet_checkpoint_logs)
     f = flags.FLAGS
     study, (index, count) = f.config, parse_shard(f.shard)

@@ -265,24 +265,21 @@ def run_sizes(cfg, repeats, min_sample_s) -> list[dict]:
     return rows
 
 
-def allocator_env(name: str) -> dict | None:
-    """Environment of a subprocess that runs under allocator `name`; None if unavailable."""
+def allocator_env(name: str) -> dict:
+    """Environment of a subprocess that runs under allocator `name`; ValueError if unavailable."""
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    if name == "system":
-        return {**env, "DROPOUT_STUDY_ALLOCATOR": "system"}
-    path = allocator.tcmalloc_path()
-    return None if path is None else {**env, "LD_PRELOAD": path, "DROPOUT_STUDY_ALLOCATOR": name}
+    _, path = allocator.choose(name)
+    return {**env, allocator.ENV: name, **({"LD_PRELOAD": path} if path else {})}
 
 
 def run_allocators(cfg) -> tuple[list[dict], dict]:
     """Part 1c under each allocator, one subprocess each, one after the other."""
     rows, missing = [], {}
     for name in cfg.sampling.allocators:
-        env = allocator_env(name)
-        if env is None:
-            missing[name] = (
-                "libtcmalloc_minimal.so.4 not found (apt-get install libtcmalloc-minimal4)"
-            )
+        try:
+            env = allocator_env(name)
+        except ValueError as err:
+            missing[name] = str(err)
             continue
         logging.info("sampling: sizes and dtypes under %s (subprocess)", name)
         with tempfile.TemporaryDirectory() as tmp:
@@ -1083,7 +1080,7 @@ def main(argv):
             json.dumps({"allocator": allocator.active(), "rows": rows})
         )
         return
-    allocator.use_tcmalloc()
+    allocator.preload()
     results = run(cfg)
     write_outputs(results, pathlib.Path(cfg.output_dir))
     logging.info("timing results written to %s", cfg.output_dir)

@@ -27,7 +27,7 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 from flax.training import train_state
 
-from dropout_study import checkpoint, config_check, data, models, optim, parallel
+from dropout_study import allocator, checkpoint, config_check, data, models, optim, parallel
 from dropout_study.data import augment, pipeline
 
 METRICS_FILE = "metrics.jsonl"
@@ -294,6 +294,7 @@ def summarize(config, info, meta, test, *, num_params, compile_s, workdir):
                 statistics.median(r["examples_per_s"] for r in timed) if timed else None
             ),
             "timed_epochs": len(timed),
+            "allocator": allocator.active(),  # glibc malloc slows memory-bound steps severalfold
         },
         "devices": {
             "platform": jax.default_backend(),

@@ -1,8 +1,11 @@
 """The benchmark's FLOP counts, checked against counts written out by hand for the posts' nets."""
 
+import json
+import pathlib
+
 import pytest
 
-from dropout_study import bench, models
+from dropout_study import allocator, bench, models
 
 
 def _config(name, **fields):
@@ -35,3 +38,26 @@ def test_text_cnn_flops_use_valid_positions_of_each_width():
 def test_unknown_model_is_refused_by_name():
     with pytest.raises(ValueError, match="'mlp'"):
         bench.forward_flops(_config("mlp"), (8, 784))
+
+
+def test_allocator_comparison_takes_medians_over_rounds_and_ratios_to_glibc(monkeypatch):
+    step_ms = {"system": iter([300.0, 100.0, 200.0]), "tcmalloc": iter([50.0, 150.0, 100.0])}
+
+    def worker(argv, env, check, cwd):
+        name = env[allocator.ENV]
+        out = next(a for a in argv if a.startswith("--steps_json=")).split("=", 1)[1]
+        rows = [{"model": "imdb_rnn", "step_ms": next(step_ms[name])}]
+        pathlib.Path(out).write_text(json.dumps({"allocator": name, "rows": rows}))
+
+    monkeypatch.setattr(bench.subprocess, "run", worker)
+    monkeypatch.setitem(allocator.PATHS, "tcmalloc", lambda: "/lib/libtcmalloc.so")
+    monkeypatch.setitem(allocator.PATHS, "mimalloc", lambda: None)
+    rows, missing = bench.allocator_rows(
+        ["imdb_rnn"], 3, ["system", "tcmalloc", "mimalloc"], rounds=3
+    )
+    by_name = {r["allocator"]: r for r in rows}
+    assert by_name["system"]["step_ms"] == 200.0 and by_name["tcmalloc"]["step_ms"] == 100.0
+    assert by_name["tcmalloc"]["speedup"] == 2.0 and by_name["system"]["speedup"] == 1.0
+    assert "pip install cmeel-mimalloc" in missing["mimalloc"]
+    table = bench.allocator_table(rows, missing)
+    assert "| imdb_rnn | tcmalloc | 100.0 | 2.00x |" in table and "mimalloc: not timed" in table
