@@ -3,9 +3,16 @@
 Conventions: `rate` is the drop probability (`keep_to_rate` converts the posts' keep
 probability); `deterministic=True` is the inference-time behaviour; masks come from
 `masks.keep_mask`, and scaling uses the sampler's effective rate so expectations stay exact.
+Inputs must be floating point, since the scaling would truncate integers.
+
+Rate edges: a concrete rate must be a real number in [0, 1), and one that is 1 in float32
+(e.g. 1 - 1e-8) drops every unit, as Flax does for rate 1. A traced rate cannot raise: 1 drops
+every unit too, and NaN or a rate outside [0, 1] makes the whole output NaN, so a divergence
+check catches it instead of a silently different dropout.
 """
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import jax
@@ -43,25 +50,29 @@ __all__ = [
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
+# Largest relative error |effective_rate - rate| / rate a quantised sampler adds without a warning.
+RATE_TOLERANCE = 0.05
+
 
 def _is_traced(value) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
 def check_rate(rate, name: str = "rate") -> float:
-    """Returns `rate` as a float if it is a drop probability in [0, 1), else raises ValueError.
+    """Returns `rate` as a float: TypeError unless a real number (not str, bool, None),
+    ValueError outside [0, 1).
 
     Traced rates (e.g. a schedule inside jit) cannot be inspected and are returned unchanged.
     """
     if _is_traced(rate):
         return rate
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name}={rate!r} is not a number; {name} is a drop probability in [0, 1)."
-        ) from None
-    if isinstance(rate, bool) or not 0.0 <= value < 1.0:  # NaN fails both comparisons
+    if np.ndim(rate) != 0 or np.asarray(rate).dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name}={rate!r} has type {type(rate).__name__}; {name} must be a real number, "
+            "a drop probability in [0, 1)."
+        )
+    value = float(rate)
+    if not 0.0 <= value < 1.0:  # NaN fails both comparisons
         raise ValueError(
             f"{name}={rate!r} is outside the allowed range [0, 1); {name} is the drop "
             "probability (convert a keep probability with keep_to_rate(keep_prob))."
@@ -100,14 +111,47 @@ def check_key(key, name: str = "key") -> jax.Array:
     )
 
 
+def _relative_quantisation(rate: float, sampler: str) -> float:
+    return abs(effective_rate(rate, sampler) - rate) / rate
+
+
+def _warn_if_coarse(rate, sampler: str) -> None:
+    """Warns when `sampler` realises a concrete `rate` more than RATE_TOLERANCE off, e.g. packed8
+    turns 0.001 into 1/256; traced rates cannot be inspected."""
+    if _is_traced(rate) or rate == 0.0:
+        return
+    error = _relative_quantisation(rate, sampler)
+    if error > RATE_TOLERANCE:
+        finer = tuple(s for s in SAMPLERS if _relative_quantisation(rate, s) <= RATE_TOLERANCE)
+        warnings.warn(
+            f"rate={rate} becomes {effective_rate(rate, sampler):.4g} with sampler={sampler!r} "
+            f"({error:.0%} off, over RATE_TOLERANCE={RATE_TOLERANCE:.0%}); pick sampler="
+            f"'bernoulli' (exact) or another of {finer} for this rate.",
+            stacklevel=3,
+        )
+
+
 def keep_mask(key, shape: Sequence[int], rate, *, sampler: str = DEFAULT_SAMPLER) -> jax.Array:
     """Boolean mask of `shape`, True = kept, each element kept with prob. 1 - effective rate."""
-    return masks.keep_mask(check_key(key), tuple(shape), check_rate(rate), sampler)
+    rate = check_rate(rate)
+    _warn_if_coarse(rate, sampler)
+    return masks.keep_mask(check_key(key), tuple(shape), rate, sampler)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _mask_shape(shape: Sequence[int], broadcast_dims: Sequence[int]) -> tuple[int, ...]:
     """`shape` with every axis in `broadcast_dims` set to 1 (one draw shared along it)."""
     ndim = len(shape)
+    if not isinstance(broadcast_dims, (tuple, list, np.ndarray)) or not all(
+        map(_is_int, broadcast_dims)
+    ):
+        raise TypeError(
+            f"broadcast_dims={broadcast_dims!r} must be a sequence of int axes in [-{ndim}, "
+            f"{ndim}) for an input of shape {tuple(shape)}."
+        )
     for d in broadcast_dims:
         if not -ndim <= d < ndim:
             raise ValueError(
@@ -124,8 +168,39 @@ def _check_rate_and_sampler(rate, sampler: str):
     return check_rate(rate)
 
 
+def _check_floating(x: jax.Array, name: str) -> None:
+    """Raises TypeError unless x is floating point: scaling would truncate integers (as torch)."""
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{name} needs a floating-point x; got x.dtype={x.dtype}. Cast it first, e.g. "
+            "x.astype(jnp.float32)."
+        )
+
+
 def _is_identity(rate, deterministic: bool) -> bool:
     return deterministic or (not _is_traced(rate) and rate == 0.0)
+
+
+def _drops_all(rate) -> bool:
+    """Whether a concrete `rate` is 1 in float32 (e.g. 1 - 1e-8): every unit is dropped."""
+    return not _is_traced(rate) and np.float32(rate) == 1.0
+
+
+def _keep_prob(rate, sampler: str) -> jax.Array:
+    """1 - the sampler's effective rate in float32; 1 for a traced rate >= 1, whose output
+    `_traced_edges` zeroes, so that 1/keep and its gradient stay finite."""
+    keep = 1.0 - jnp.asarray(effective_rate(rate, sampler), jnp.float32)
+    return jnp.where(rate >= 1.0, 1.0, keep) if _is_traced(rate) else keep
+
+
+def _traced_edges(y: jax.Array, rate, top: float = 1.0) -> jax.Array:
+    """For a traced rate, which cannot raise: zeros at rate >= 1 (as Flax at 1), and all NaN
+    for NaN or a rate outside [0, top], so a divergence check sees it."""
+    if not _is_traced(rate):
+        return y
+    rate = jnp.asarray(rate, jnp.float32)
+    y = jnp.where(rate >= 1.0, 0, y)
+    return jnp.where((rate >= 0.0) & (rate <= top), y, jnp.nan)
 
 
 def inverted_dropout(
@@ -139,11 +214,15 @@ def inverted_dropout(
 ) -> jax.Array:
     """Zeroes units with prob. `rate`, scales kept ones by 1/keep in training; identity in eval."""
     rate = _check_rate_and_sampler(rate, sampler)
+    _check_floating(x, "inverted_dropout")
+    mask_shape = _mask_shape(x.shape, broadcast_dims)
     if _is_identity(rate, deterministic):
         return x
-    mask = keep_mask(key, _mask_shape(x.shape, broadcast_dims), rate, sampler=sampler)
-    scale = 1.0 / (1.0 - jnp.asarray(effective_rate(rate, sampler), jnp.float32))
-    return jnp.where(mask, x * scale, 0).astype(x.dtype)
+    if _drops_all(rate):
+        return jnp.zeros_like(x)
+    mask = keep_mask(key, mask_shape, rate, sampler=sampler)
+    scale = 1.0 / _keep_prob(rate, sampler)
+    return _traced_edges(jnp.where(mask, x * scale, 0), rate).astype(x.dtype)
 
 
 def standard_dropout(
@@ -157,13 +236,16 @@ def standard_dropout(
 ) -> jax.Array:
     """Srivastava et al. 2014: zeroes units without rescaling; eval multiplies by keep prob."""
     rate = _check_rate_and_sampler(rate, sampler)
+    _check_floating(x, "standard_dropout")
+    mask_shape = _mask_shape(x.shape, broadcast_dims)
     if not _is_traced(rate) and rate == 0.0:
         return x
+    if _drops_all(rate):
+        return jnp.zeros_like(x)
     if deterministic:
-        keep = 1.0 - jnp.asarray(effective_rate(rate, sampler), jnp.float32)
-        return (x * keep).astype(x.dtype)
-    mask = keep_mask(key, _mask_shape(x.shape, broadcast_dims), rate, sampler=sampler)
-    return jnp.where(mask, x, 0).astype(x.dtype)
+        return _traced_edges(x * _keep_prob(rate, sampler), rate).astype(x.dtype)
+    mask = keep_mask(key, mask_shape, rate, sampler=sampler)
+    return _traced_edges(jnp.where(mask, x, 0), rate).astype(x.dtype)
 
 
 def _check_rank(x: jax.Array, rank: int, name: str, layout: str) -> None:
@@ -208,29 +290,48 @@ def spatial_dropout3d(key, x, rate, *, deterministic=False, sampler=DEFAULT_SAMP
     return spatial_dropout(key, x, rate, deterministic=deterministic, sampler=sampler)
 
 
+# The largest float32 rate below 1: gaussian noise needs rate < 1 (so does Keras GaussianDropout).
+FLOAT32_BELOW_ONE = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
+
+
 def gaussian_dropout(key, x: jax.Array, rate, *, deterministic: bool = False) -> jax.Array:
-    """Multiplies by noise ~ N(1, rate / (1 - rate)), the variance of inverted dropout."""
+    """Multiplies by noise ~ N(1, rate / (1 - rate)), the variance of inverted dropout.
+
+    The variance is infinite at rate 1, so rate must be < 1 in float32 (a traced one: NaN output).
+    """
     rate = check_rate(rate)
+    _check_floating(x, "gaussian_dropout")
+    if _drops_all(rate):
+        raise ValueError(
+            f"rate={rate!r} is 1.0 in float32, where the noise std sqrt(rate / (1 - rate)) is "
+            f"infinite; gaussian_dropout needs rate <= {FLOAT32_BELOW_ONE!r}."
+        )
     if _is_identity(rate, deterministic):
         return x
     std = jnp.sqrt(rate / (1.0 - jnp.asarray(rate, jnp.float32)))
     noise = 1.0 + std * jax.random.normal(check_key(key), x.shape, jnp.float32)
-    return (x * noise).astype(x.dtype)
+    return _traced_edges(x * noise, rate, top=FLOAT32_BELOW_ONE).astype(x.dtype)
 
 
 def alpha_dropout(
     key, x: jax.Array, rate, *, deterministic: bool = False, sampler: str = DEFAULT_SAMPLER
 ) -> jax.Array:
-    """Klambauer et al. 2017: dropped units -> -lambda*alpha, then a*x + b keeps mean 0, var 1."""
+    """Klambauer et al. 2017: dropped units -> -lambda*alpha, then a*x + b keeps mean 0, var 1.
+
+    Every unit dropped (rate 1) gives zeros, the limit of a*alpha' + b as keep -> 0 (and torch's).
+    """
     rate = _check_rate_and_sampler(rate, sampler)
+    _check_floating(x, "alpha_dropout")
     if _is_identity(rate, deterministic):
         return x
-    keep = 1.0 - jnp.asarray(effective_rate(rate, sampler), jnp.float32)
+    if _drops_all(rate):
+        return jnp.zeros_like(x)
+    keep = _keep_prob(rate, sampler)
     alpha_p = -SELU_SCALE * SELU_ALPHA
     a = (keep + alpha_p**2 * keep * (1.0 - keep)) ** -0.5
     b = -a * alpha_p * (1.0 - keep)
     mask = keep_mask(key, x.shape, rate, sampler=sampler)
-    return (a * jnp.where(mask, x, alpha_p) + b).astype(x.dtype)
+    return _traced_edges(a * jnp.where(mask, x, alpha_p) + b, rate).astype(x.dtype)
 
 
 def variational_masks(
@@ -297,10 +398,13 @@ def dropblock(key, x: jax.Array, rate, block_size: int, *, deterministic: bool =
     """
     _check_rank(x, 4, "dropblock", "(N, H, W, C)")
     rate = check_rate(rate)
+    _check_floating(x, "dropblock")
     _, height, width, _ = x.shape
     bs = check_block_size(block_size, height, width)
     if _is_identity(rate, deterministic):
         return x
+    if _drops_all(rate):
+        return jnp.zeros_like(x)
     valid_h, valid_w = height - bs + 1, width - bs + 1
     # gamma <= rate < 1, since bs * (H - bs + 1) >= H for 1 <= bs <= H (and likewise for W).
     gamma = rate / bs**2 * (height * width) / (valid_h * valid_w)
@@ -312,7 +416,7 @@ def dropblock(key, x: jax.Array, rate, block_size: int, *, deterministic: bool =
     )  # (N, H, W, C): True inside a block
     kept = jnp.sum(~dropped, dtype=jnp.float32)
     scale = dropped.size / jnp.maximum(kept, 1.0)
-    return jnp.where(dropped, 0, x * scale).astype(x.dtype)
+    return _traced_edges(jnp.where(dropped, 0, x * scale), rate).astype(x.dtype)
 
 
 def dropblock_rate(step, total_steps: int, final_rate) -> jax.Array:

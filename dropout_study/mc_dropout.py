@@ -81,5 +81,10 @@ def reliability_bins(probs: jax.Array, labels: jax.Array, num_bins: int = 15) ->
 def expected_calibration_error(probs: jax.Array, labels: jax.Array, num_bins: int = 15):
     """ECE = sum_b (n_b / N) |accuracy_b - confidence_b| over equal-width confidence bins."""
     bins = reliability_bins(probs, labels, num_bins)
+    if probs.shape[0] == 0:
+        raise ValueError(
+            f"expected_calibration_error got no examples (probs.shape={probs.shape}); "
+            "it needs N >= 1 predictions to average over."
+        )
     gap = jnp.nan_to_num(jnp.abs(bins["accuracy"] - bins["confidence"]))
     return jnp.sum(bins["count"] * gap) / jnp.sum(bins["count"])

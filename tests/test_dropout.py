@@ -1,6 +1,7 @@
 """Numbers and invariances of every dropout variant in dropout_study.dropout."""
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -49,13 +50,21 @@ def test_keep_to_rate_and_check_rate():
     assert dropout.check_rate(np.float32(0.25)) == 0.25
 
 
-@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan"), "0.5x", None, True])
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan")])
 def test_bad_rate_raises_naming_value_and_range(rate):
     with pytest.raises(ValueError, match=r"rate=.*\[0, 1\)"):
         dropout.check_rate(rate)
     with pytest.raises(ValueError, match=r"rate="):
         dropout.inverted_dropout(KEY, X, rate)
     with pytest.raises(ValueError, match=r"input_rate="):
+        dropout.variational_masks(KEY, 2, 3, 4, rate, 0.1)
+
+
+@pytest.mark.parametrize("rate", ["0.5", b"0.5", "0.5x", None, True, np.bool_(False), [0.5]])
+def test_non_numeric_rate_raises_type_error(rate):
+    with pytest.raises(TypeError, match=r"rate=.* must be a real number, .*\[0, 1\)"):
+        dropout.check_rate(rate)
+    with pytest.raises(TypeError, match=r"input_rate="):
         dropout.variational_masks(KEY, 2, 3, 4, rate, 0.1)
 
 
@@ -106,6 +115,94 @@ def test_block_size_and_rank_errors():
         dropout.inverted_dropout(KEY, X, 0.1, broadcast_dims=(4,))
     with pytest.raises(ValueError, match=r"sampler='nope'"):
         dropout.inverted_dropout(KEY, X, 0.1, sampler="nope")
+
+
+@pytest.mark.parametrize("dims", [(1.5,), (True,), ("1",), 1], ids=str)
+@pytest.mark.parametrize("fn", [dropout.inverted_dropout, dropout.standard_dropout])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_non_int_broadcast_dims_raise(dims, fn, deterministic):
+    with pytest.raises(TypeError, match=r"broadcast_dims=.* must be a sequence of int axes"):
+        fn(KEY, X, 0.1, broadcast_dims=dims, deterministic=deterministic)
+    with pytest.raises(ValueError, match=r"broadcast_dims=\(-5,\) names axis -5"):
+        fn(KEY, X, 0.1, broadcast_dims=(-5,), deterministic=deterministic)
+
+
+@pytest.mark.parametrize("name", [v for v in VARIANTS if v != "cutout"])  # cutout only zeroes
+def test_integer_input_raises_instead_of_truncating(name):
+    x = jnp.full(X.shape, 3, jnp.int32)
+    for key, deterministic in [(KEY, False), (None, True)]:
+        with pytest.raises(TypeError, match=r"needs a floating-point x; got x.dtype=int32"):
+            VARIANTS[name](key, x, deterministic)
+
+
+def test_coarse_rate_quantisation_warns_naming_the_fix():
+    match = r"rate=0.001 becomes 0.003906 with sampler='packed8' \(291% off.*'bernoulli'"
+    with pytest.warns(UserWarning, match=match):
+        dropout.inverted_dropout(KEY, X, 0.001)
+    with pytest.warns(UserWarning, match=r"rate=0.01 becomes 0.01172 .*'packed16'"):
+        dropout.keep_mask(KEY, (8,), 0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dropout.inverted_dropout(KEY, X, 0.5)  # exact in 1/256
+        dropout.inverted_dropout(KEY, X, 0.3)  # 0.4% off
+        dropout.inverted_dropout(KEY, X, 0.001, sampler="bernoulli")
+        dropout.inverted_dropout(KEY, X, 0.001, sampler="packed16")
+        jax.jit(lambda r: dropout.inverted_dropout(KEY, X, r))(0.001)  # traced: unknown
+
+
+# --- rates at and beyond 1 -----------------------------------------------------------------
+
+# Variants as f(x, rate) with a rate that may be traced; gaussian is separate (needs rate < 1).
+AT_RATE = {
+    "inverted": lambda x, r: dropout.inverted_dropout(KEY, x, r),
+    "inverted_bernoulli": lambda x, r: dropout.inverted_dropout(KEY, x, r, sampler="bernoulli"),
+    "inverted_uniform": lambda x, r: dropout.inverted_dropout(KEY, x, r, sampler="uniform"),
+    "standard": lambda x, r: dropout.standard_dropout(KEY, x, r, sampler="bernoulli"),
+    "standard_eval": lambda x, r: dropout.standard_dropout(None, x, r, deterministic=True),
+    "spatial": lambda x, r: dropout.spatial_dropout2d(KEY, x, r),
+    "alpha": lambda x, r: dropout.alpha_dropout(KEY, x, r),
+    "alpha_bernoulli": lambda x, r: dropout.alpha_dropout(KEY, x, r, sampler="bernoulli"),
+    "dropblock": lambda x, r: dropout.dropblock(KEY, x, r, 3),
+}
+
+
+@pytest.mark.parametrize("name", AT_RATE)
+def test_traced_rate_one_drops_every_unit_with_finite_grads(name):
+    fn = jax.jit(AT_RATE[name])
+    np.testing.assert_array_equal(fn(X, 1.0), 0.0)  # Flax: rate 1 -> zeros
+    grad = jax.jit(jax.grad(lambda x, r: jnp.sum(AT_RATE[name](x, r))))(X, 1.0)
+    np.testing.assert_array_equal(grad, 0.0)
+    np.testing.assert_allclose(fn(X, 0.3), AT_RATE[name](X, 0.3), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [1.5, -0.1, float("nan")])
+@pytest.mark.parametrize("name", [*AT_RATE, "gaussian"])
+def test_traced_rate_outside_0_1_gives_all_nan(name, rate):
+    fn = AT_RATE.get(name, lambda x, r: dropout.gaussian_dropout(KEY, x, r))
+    assert np.all(np.isnan(jax.jit(fn)(X, rate)))
+
+
+@pytest.mark.parametrize("rate", [1 - 1e-8, 0.99999994])  # 1.0 in float32; just below it
+@pytest.mark.parametrize("name", [n for n in AT_RATE if n != "standard_eval"])
+def test_rate_next_to_one_gives_finite_outputs_and_grads(name, rate):
+    y = np.asarray(AT_RATE[name](X, rate))
+    grad = np.asarray(jax.grad(lambda x: jnp.sum(AT_RATE[name](x, rate)))(X))
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(grad))
+    if np.float32(rate) == 1.0:  # every unit dropped
+        np.testing.assert_array_equal(y, 0.0)
+
+
+def test_gaussian_rate_one_in_float32_raises_and_traced_rate_one_gives_nan():
+    with pytest.raises(ValueError, match=r"rate=0.99999999 is 1.0 in float32.*rate <= 0.99999994"):
+        dropout.gaussian_dropout(KEY, X, 1 - 1e-8)
+    with pytest.raises(ValueError, match=r"rate=0.99999999 is 1.0 in float32"):
+        dropout.gaussian_dropout(None, X, 1 - 1e-8, deterministic=True)  # a bad config, in eval
+    assert np.all(np.isfinite(dropout.gaussian_dropout(KEY, X, 0.99999994)))
+    traced = jax.jit(lambda r: dropout.gaussian_dropout(KEY, X, r))
+    assert np.all(np.isnan(traced(1.0)))
+    np.testing.assert_allclose(
+        traced(0.3), dropout.gaussian_dropout(KEY, X, 0.3), rtol=1e-5, atol=1e-6
+    )
 
 
 # --- statistics of each variant ------------------------------------------------------------

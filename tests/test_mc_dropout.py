@@ -88,3 +88,8 @@ def test_calibration_input_errors():
         mc_dropout.expected_calibration_error(jnp.ones((4, 2)), jnp.zeros(5, jnp.int32))
     with pytest.raises(ValueError, match=r"num_bins=0"):
         mc_dropout.reliability_bins(jnp.ones((4, 2)) / 2, jnp.zeros(4, jnp.int32), num_bins=0)
+
+
+def test_ece_of_no_examples_raises():
+    with pytest.raises(ValueError, match=r"no examples \(probs.shape=\(0, 3\)\)"):
+        mc_dropout.expected_calibration_error(jnp.zeros((0, 3)), jnp.zeros(0, jnp.int32))
