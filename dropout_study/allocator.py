@@ -16,7 +16,7 @@ import sys
 
 ENV = "DROPOUT_STUDY_ALLOCATOR"
 SYSTEM = "system"
-PREFERENCE = ("tcmalloc", "mimalloc")  # by the step times in results/bench/allocators.md
+PREFERENCE = ("tcmalloc", "mimalloc")  # compare: python -m dropout_study.bench --allocators=...
 _TCMALLOC_CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
     "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",

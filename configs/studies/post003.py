@@ -30,9 +30,9 @@ Scales:
   cpu (2 CPU cores: 40 minutes as two shards of one core each, tcmalloc, with other work on the
     cores at times; results/post003): the MLP on CIFAR-10 (JPEG copy): a fixed random 5,000-image
     training subset, 2,500 held-out validation images, all 10,000 test images, 30 epochs; the VGG
-    at post001.py's cpu scale and the LSTM at post000.py's; checkpoints at epoch ends only; 3 seeds. rate-rate0.5 and
-    regularizer-dropout (and rate-rate0 and regularizer-none) are one config and share their
-    runs: 63 runs.
+    at post001.py's cpu scale and the LSTM at post000.py's; checkpoints at epoch ends only; 3
+    seeds. rate-rate0.5 and regularizer-dropout (and rate-rate0 and regularizer-none) are one
+    config and share their runs: 63 runs.
 
   python -m dropout_study.study --config=configs/studies/post003.py:cpu --workdir=workdirs/studies
   python -m dropout_study.report --workdir=workdirs/studies/post003 --out=results/post003

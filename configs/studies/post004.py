@@ -12,11 +12,10 @@ Scales:
   full: configs/denoise_unet.py as it is: filters (32, 64, 128), batch 32, Adam, 30 epochs, clean
     images from the full CIFAR-10 (JPEG copy): 5% of the 50,000 training images held out for
     selection, all 10,000 test images; 5 seeds.
-  cpu (2 CPU cores: not yet run at this scale; results/post004 holds 15 runs of the earlier cpu
-    scale, which selected on the test split, so 004.2 is untested there): filters (16, 32, 64);
-    clean images from CIFAR-10 (JPEG copy): a fixed random 2,000-image training subset, 2,500
-    held-out validation images, a fixed random 2,000 test images; 12 epochs; checkpoints at
-    epoch ends only; 4 seeds.
+  cpu (2 CPU cores: 34 minutes as two shards of one core each, tcmalloc, with other work on the
+    cores at times; results/post004): filters (16, 32, 64); clean images from CIFAR-10 (JPEG
+    copy): a fixed random 2,000-image training subset, 2,500 held-out validation images, a fixed
+    random 2,000 test images; 12 epochs; checkpoints at epoch ends only; 4 seeds.
 
   python -m dropout_study.study --config=configs/studies/post004.py:cpu --workdir=workdirs/studies
   python -m dropout_study.report --workdir=workdirs/studies/post004 --out=results/post004
