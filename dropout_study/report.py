@@ -511,9 +511,7 @@ def _overridden(command):
     flags = [f for f in shlex.split(command) if f.startswith("--config.")]
     if not flags:
         return ""
-    return (
-        f" The runs differ from this: the command overrode {', '.join(f'`{f}`' for f in flags)}."
-    )
+    return f" The runs differ from this: the command overrode {', '.join(f'`{f}`' for f in flags)}."
 
 
 def report_markdown(manifest, records, table, outcomes, diff_rows, plots, regenerate):
