@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from dropout_study import allocator, parallel
+from dropout_study.errors import INPUT_ERRORS, innermost, one_line
 
 # TensorFlow (tfds and TensorBoard files only) prints its oneDNN notice on every start.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -35,24 +36,7 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index in th
 _TRACEBACK = flags.DEFINE_bool(
     "traceback", False, "On a bad input, print the full traceback instead of one line."
 )
-# What a bad input raises: the project's messages name the problem and the fix.
-INPUT_ERRORS = (ValueError, OSError, FloatingPointError)
 SUMMARY_FILE = "summary.json"  # written last by train.py: its presence means the run finished
-
-
-def _innermost(err):
-    """The exception at the root of `err`'s chain: the one that says what was wrong."""
-    while err.__cause__ is not None or (
-        err.__context__ is not None and not err.__suppress_context__
-    ):
-        err = err.__cause__ or err.__context__
-    return err
-
-
-def one_line(err):
-    """`err` as one line: what the command prints for a bad input."""
-    text = str(err).strip().strip("\"'") or type(err).__name__
-    return " ".join(text.split())
 
 
 def _last_line(text):
@@ -88,7 +72,7 @@ def _parse_flags(argv):
     except flags.Error as err:
         sys.exit(f"error: {_flag_message(err)} (see --helpshort)")
     except (AttributeError, KeyError) as err:  # ml_collections: an override names no field
-        sys.exit(_unknown_field(argv, one_line(_innermost(err))))
+        sys.exit(_unknown_field(argv, one_line(innermost(err))))
 
 
 def _config():

@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from dropout_study import checkpoint, config_check, data, dropout, main, train
+from dropout_study import checkpoint, config_check, data, dropout, errors, train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-ERRORS = (*main.INPUT_ERRORS, TypeError)  # TypeError: API misuse, outside the command
+ERRORS = (*errors.INPUT_ERRORS, TypeError)  # TypeError: API misuse, outside the command
 
 
 def _cnn(**overrides):
@@ -154,7 +154,7 @@ def test_bad_input_gives_one_line_naming_it(tmp_path, case):
     call, expected = CASES[case]
     with pytest.raises(ERRORS) as info:
         call(tmp_path)
-    line = main.one_line(info.value)
+    line = errors.one_line(info.value)
     assert "\n" not in line and "Traceback" not in line
     assert re.search(expected, line), line
     assert len(line) < 800, line  # one line a terminal shows in a few rows
@@ -228,7 +228,7 @@ def test_the_command_leaves_a_finished_run_as_it_is(tmp_path):
 
 
 def test_one_line_folds_a_long_message_into_one_line():
-    assert main.one_line(ValueError("bad thing\n  spec: {...}\n  more")) == (
+    assert errors.one_line(ValueError("bad thing\n  spec: {...}\n  more")) == (
         "bad thing spec: {...} more"
     )
-    assert main.one_line(OSError()) == "OSError"
+    assert errors.one_line(OSError()) == "OSError"
