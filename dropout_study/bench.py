@@ -14,7 +14,7 @@ examples/s of the fastest model on that data: data should never stall training.
 
 With `--allocators=tcmalloc,mimalloc,system` the model steps are timed again in one subprocess
 per allocator and round (interleaved), and a third table gives each allocator's median step time
-and its ratio to glibc's. `--out=results/bench` writes the tables, command and machine to
+and its ratio to glibc's. `--readme_dir=results/bench` writes the tables, command and machine to
 README.md there, so the committed figures come from one command.
 
 The models and their configs are those of configs/timing.py; the steps are timing.StepBench's.
@@ -59,7 +59,7 @@ _ALLOCATORS = flags.DEFINE_list(
     "allocators", [], "Also time the steps under each of these allocators (subprocesses)."
 )
 _ROUNDS = flags.DEFINE_integer("rounds", 2, "Interleaved rounds of the allocator comparison.")
-_OUT = flags.DEFINE_string("out", None, "Folder to write README.md with the tables into.")
+_OUT = flags.DEFINE_string("readme_dir", None, "Folder to write README.md with the tables into.")
 _STEPS_JSON = flags.DEFINE_string(
     "steps_json", None, "Worker mode: time the model steps only and write their rows here."
 )
