@@ -1,7 +1,9 @@
 """The committed study results: every run of the cpu scale finished, and each report regenerates
 from its committed raw metrics exactly."""
 
+import json
 import pathlib
+import shlex
 
 import pytest
 
@@ -57,3 +59,13 @@ def test_the_claims_table_of_results_readme_regenerates():
     text = (RESULTS / results_index.README).read_text()
     assert results_index.render(RESULTS, text, CONFIGS) == text
     assert text.count("\n| 0") == 30  # one row per claim
+
+
+def test_committed_raw_data_names_no_path_of_the_machine_that_made_it():
+    for path in RESULTS.glob("*/raw/**/summary.json"):
+        workdir = json.loads(path.read_text())["workdir"]
+        assert not pathlib.PurePath(workdir).is_absolute(), (path, workdir)
+    for path in RESULTS.glob("*/raw/study.json"):
+        flags = shlex.split(json.loads(path.read_text())["command"])
+        workdirs = [f.split("=", 1)[1] for f in flags if f.startswith("--workdir=")]
+        assert all(not pathlib.PurePath(w).is_absolute() for w in workdirs), (path, workdirs)
