@@ -22,15 +22,10 @@ The models and their configs are those of configs/timing.py; the steps are timin
 
 import json
 import math
-import os
 import pathlib
-import platform
 import shlex
-import subprocess
 import sys
-import tempfile
 
-import jax
 import jax.numpy as jnp
 from absl import app, flags
 
@@ -207,27 +202,14 @@ def allocator_rows(model_names, repeats, allocators, rounds):
     Each (round, allocator) is one fresh `--steps_json` subprocess, interleaved across allocators.
     """
     times, missing = {}, {}
+    argv = [f"--models={','.join(model_names)}", f"--repeats={repeats}"]
     for _ in range(rounds):
         for name in allocators:
             try:
-                env = timing.allocator_env(name)
+                worker = timing.run_worker("dropout_study.bench", argv, "steps_json", name)
             except ValueError as err:
                 missing[name] = str(err)
                 continue
-            with tempfile.TemporaryDirectory() as tmp:
-                out = pathlib.Path(tmp) / "rows.json"
-                argv = [f"--models={','.join(model_names)}", f"--repeats={repeats}"]
-                subprocess.run(
-                    [sys.executable, "-m", "dropout_study.bench", *argv, f"--steps_json={out}"],
-                    env=env,
-                    check=True,
-                    cwd=REPO,
-                )
-                worker = json.loads(out.read_text())
-            if worker["allocator"] != name:
-                raise RuntimeError(
-                    f"asked for allocator {name}, the worker ran {worker['allocator']}"
-                )
             for row in worker["rows"]:
                 times.setdefault((row["model"], name), []).append(row["step_ms"])
     rows = []
@@ -255,9 +237,10 @@ def allocator_table(rows, missing):
 
 
 def _machine():
+    m = timing.machine()
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; JAX "
-        f"{jax.__version__} on {jax.devices()[0].platform}; Python {platform.python_version()}"
+        f"{m['cpu']}, {m['cores']} CPUs, {m['memory_gib']} GiB; {m['backend']} "
+        f"({', '.join(m['devices'])}); Python {m['versions']['python']}, JAX {m['versions']['jax']}"
     )
 
 

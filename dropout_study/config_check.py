@@ -29,6 +29,7 @@ MODEL_DATASETS = {
     "unet": ("denoise",),
 }
 CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"  # written last: a workdir holding it holds a finished run
 # Fields that steer how a run is carried out, not what it computes: they may change on resume.
 RUN_CONTROL_FIELDS = ("checkpoint_every_steps", "log_every_steps")
 
@@ -265,6 +266,16 @@ def _check_writable(workdir):
             f"--workdir {workdir} cannot be written ({existing} is read-only to this user). "
             "Fix: pass a writable directory."
         )
+
+
+def finished_summary(config, workdir):
+    """The summary dict of a finished run of `config` in `workdir`, or None if unfinished.
+
+    Checks the workdir first (check_workdir), so a finished run of another config is refused.
+    """
+    check_workdir(config, workdir)
+    path = pathlib.Path(workdir) / SUMMARY_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def check_workdir(config, workdir):

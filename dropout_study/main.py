@@ -7,10 +7,8 @@ A bad input (config file, field, data, workdir, checkpoint) or a diverging run e
 naming the problem and the fix and a non-zero exit; `--traceback` shows the full traceback.
 """
 
-import json
 import logging as std_logging
 import os
-import pathlib
 import sys
 
 from absl import app, flags, logging
@@ -36,7 +34,6 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index in th
 _TRACEBACK = flags.DEFINE_bool(
     "traceback", False, "On a bad input, print the full traceback instead of one line."
 )
-SUMMARY_FILE = "summary.json"  # written last by train.py: its presence means the run finished
 
 
 def _last_line(text):
@@ -90,14 +87,6 @@ def _config():
         )
 
 
-def _finished(config, workdir):
-    """Whether `workdir` holds a finished run of `config` (then nothing is imported or run)."""
-    from dropout_study import config_check  # light: no TensorFlow
-
-    config_check.check_workdir(config, workdir)
-    return (pathlib.Path(workdir) / SUMMARY_FILE).exists()
-
-
 # INFO lines that repeat on every run: orbax's file writes, JAX probing for a TPU, clu's
 # steps/s notes (also on the progress bar and in TensorBoard). Warnings and errors still pass.
 NOISY_SOURCES = ("/orbax/", "xla_bridge.py", "/clu/platform/")
@@ -116,8 +105,10 @@ def main(argv):
     logging.get_absl_handler().addFilter(_not_noise)
     config = _config()
     try:
-        if _finished(config, _WORKDIR.value):
-            summary = json.loads((pathlib.Path(_WORKDIR.value) / SUMMARY_FILE).read_text())
+        from dropout_study import config_check  # light: no TensorFlow
+
+        summary = config_check.finished_summary(config, _WORKDIR.value)
+        if summary is not None:
             print(
                 f"{_WORKDIR.value} is finished (best epoch {summary['best_epoch']}); nothing to do."
             )

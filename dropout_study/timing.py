@@ -272,24 +272,36 @@ def allocator_env(name: str) -> dict:
     return {**env, allocator.ENV: name, **({"LD_PRELOAD": path} if path else {})}
 
 
+def run_worker(module: str, argv: list[str], out_flag: str, allocator_name: str) -> dict:
+    """Runs `python -m module *argv --out_flag=FILE` under `allocator_name` in a fresh process
+    and returns the JSON it wrote to FILE, which names the allocator it ran under.
+
+    ValueError (from allocator_env) when that allocator is not installed.
+    """
+    env = allocator_env(allocator_name)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / "worker.json"
+        command = [sys.executable, "-m", module, *argv, f"--{out_flag}={out}"]
+        subprocess.run(command, env=env, check=True, cwd=os.getcwd())
+        worker = json.loads(out.read_text())
+    if worker["allocator"] != allocator_name:
+        raise RuntimeError(f"the {allocator_name} worker ran under {worker['allocator']}.")
+    return worker
+
+
 def run_allocators(cfg) -> tuple[list[dict], dict]:
     """Part 1c under each allocator, one subprocess each, one after the other."""
     rows, missing = [], {}
+    argv = [a for a in sys.argv[1:] if not a.startswith("--worker")]
     for name in cfg.sampling.allocators:
+        logging.info("sampling: sizes and dtypes under %s (subprocess)", name)
         try:
-            env = allocator_env(name)
+            worker = run_worker(
+                "dropout_study.timing", [*argv, "--worker=sizes"], "worker_out", name
+            )
         except ValueError as err:
             missing[name] = str(err)
             continue
-        logging.info("sampling: sizes and dtypes under %s (subprocess)", name)
-        with tempfile.TemporaryDirectory() as tmp:
-            out = pathlib.Path(tmp) / "rows.json"
-            argv = [a for a in sys.argv[1:] if not a.startswith("--worker")]
-            command = [sys.executable, "-m", "dropout_study.timing", *argv, "--worker=sizes"]
-            subprocess.run([*command, f"--worker_out={out}"], env=env, check=True, cwd=os.getcwd())
-            worker = json.loads(out.read_text())
-        if worker["allocator"] != name:
-            raise RuntimeError(f"the {name} worker ran under {worker['allocator']}.")
         rows += worker["rows"]
     return rows, missing
 

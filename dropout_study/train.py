@@ -31,7 +31,7 @@ from dropout_study import allocator, checkpoint, config_check, data, models, opt
 from dropout_study.data import augment, pipeline
 
 METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
+SUMMARY_FILE = config_check.SUMMARY_FILE
 CHECKPOINT_DIR = "checkpoints"
 PSNR_PEAK = 1.0  # denoising targets are images on the [0, 1] scale
 DIVERGED = 100  # an epoch's mean loss over this many times the chance-level loss: diverged
@@ -538,10 +538,10 @@ def train_and_evaluate(config, workdir):
     """
     config_check.validate(config)
     workdir = pathlib.Path(workdir)
-    config_check.check_workdir(config, workdir)
-    if (workdir / SUMMARY_FILE).exists():  # a finished run is left exactly as it is
+    finished = config_check.finished_summary(config, workdir)
+    if finished is not None:  # a finished run is left exactly as it is
         logging.info("%s is finished; nothing to do", workdir)
-        return json.loads((workdir / SUMMARY_FILE).read_text())
+        return finished
     writes = jax.process_index() == 0
     dataset, mesh, steps_per_epoch, train_key, carry, meta, checkpoints = _prepare(config, workdir)
     num_params = sum(int(np.size(p)) for p in jax.tree.leaves(carry["state"].params))
