@@ -74,7 +74,8 @@ def get_config(arg=None):
             "rates": (0.3, 0.7) if quick else (0.1, 0.3, 0.5, 0.7, 0.9),
             "elements": (2**16,) if quick else (2**16, 2**20, 2**24),
             "dtypes": ("float32",) if quick else ("float32", "bfloat16"),
-            "allocators": ("tcmalloc", "system"),
+            # quick: both come with pip install (tcmalloc needs apt-get): any test machine has them
+            "allocators": ("mimalloc", "system") if quick else ("tcmalloc", "system"),
         }
     )
     config.compact = ml_collections.ConfigDict(

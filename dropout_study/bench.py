@@ -29,7 +29,7 @@ import sys
 import jax.numpy as jnp
 from absl import app, flags
 
-from dropout_study import allocator, timing
+from dropout_study import allocator, machine, measure, sweeps, timing, timing_report
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MATMUL_N = 2048
@@ -105,24 +105,22 @@ def pipeline_rate(data_config, batch_size, num_batches):
             if i + 1 == n:
                 break
 
-    samples = timing.measure({"pipeline": epoch}, repeats=3, min_sample_s=0.0)["pipeline"]
-    return n * batch_size / timing.median(samples)
+    samples = measure.measure({"pipeline": epoch}, repeats=3, min_sample_s=0.0)["pipeline"]
+    return n * batch_size / measure.median(samples)
 
 
 def step_rows(model_names, repeats):
     """Rows of the model table; each keeps its StepBench under 'bench'."""
-    from dropout_study import study
-
-    models_cfg = study.load_config_file(REPO / "configs" / "timing.py").models
+    models_cfg = sweeps.load_config_file(REPO / "configs" / "timing.py").models
     matmul = jnp.ones((MATMUL_N, MATMUL_N), jnp.float32)
-    matmul_fn = timing.compiled(lambda a: a @ a, matmul)
+    matmul_fn = measure.compiled(lambda a: a @ a, matmul)
     model_rows = []
     for name in model_names:
         if name not in DATASET_OF:
             raise ValueError(f"--models: unknown model {name!r}; use some of {list(DATASET_OF)}.")
         bench = timing.StepBench(models_cfg[name], seed=0)
         step = bench.step(bench.config.model, "full")
-        samples = timing.measure({"matmul": matmul_fn, "step": step}, repeats, min_sample_s=0.2)
+        samples = measure.measure({"matmul": matmul_fn, "step": step}, repeats, min_sample_s=0.2)
         counted = bench.config.model.name in COUNTED
         flops = 3 * forward_flops(bench.config.model, bench.batch["x"].shape) if counted else 0
         step_gflops = [flops / t / 1e9 if counted else math.nan for t in samples["step"]]
@@ -132,10 +130,10 @@ def step_rows(model_names, repeats):
             {
                 "model": name,
                 "batch": batch_size,
-                "step_ms": 1e3 * timing.median(samples["step"]),
-                "gflops": timing.median(step_gflops),
-                "matmul_gflops": timing.median(mm_gflops),
-                "fraction": timing.median(
+                "step_ms": 1e3 * measure.median(samples["step"]),
+                "gflops": measure.median(step_gflops),
+                "matmul_gflops": measure.median(mm_gflops),
+                "fraction": measure.median(
                     [s / m for s, m in zip(step_gflops, mm_gflops, strict=True)]
                 ),
                 "target": TARGETS.get(name, math.nan),
@@ -176,7 +174,7 @@ def _format(value, spec, prefix=""):
 
 def format_tables(model_rows, pipeline_rows):
     """Two markdown tables."""
-    models_table = timing.markdown_table(
+    models_table = timing_report.markdown_table(
         ["model", "batch", "median step (ms)", "GFLOP/s", "matmul GFLOP/s", "fraction", "target"],
         [
             [r["model"], r["batch"], f"{r['step_ms']:.1f}", _format(r["gflops"], ".1f"),
@@ -185,7 +183,7 @@ def format_tables(model_rows, pipeline_rows):
             for r in model_rows
         ],
     )  # fmt: skip
-    pipeline_table = timing.markdown_table(
+    pipeline_table = timing_report.markdown_table(
         ["dataset", "source", "pipeline ex/s", "fastest model", "train ex/s", "pipeline / train"],
         [
             [r["dataset"], r["source"], f"{r['pipeline_ex_s']:,.0f}", r["model"],
@@ -206,7 +204,7 @@ def allocator_rows(model_names, repeats, allocators, rounds):
     for _ in range(rounds):
         for name in allocators:
             try:
-                worker = timing.run_worker("dropout_study.bench", argv, "steps_json", name)
+                worker = measure.run_worker("dropout_study.bench", argv, "steps_json", name)
             except ValueError as err:
                 missing[name] = str(err)
                 continue
@@ -217,8 +215,8 @@ def allocator_rows(model_names, repeats, allocators, rounds):
         system = times.get((model, allocator.SYSTEM))
         for name in allocators:
             if (model, name) in times:
-                step_ms = timing.median(times[(model, name)])
-                ratio = timing.median(system) / step_ms if system else math.nan
+                step_ms = measure.median(times[(model, name)])
+                ratio = measure.median(system) / step_ms if system else math.nan
                 rows.append(
                     {"model": model, "allocator": name, "step_ms": step_ms, "speedup": ratio}
                 )
@@ -227,7 +225,7 @@ def allocator_rows(model_names, repeats, allocators, rounds):
 
 def allocator_table(rows, missing):
     """Markdown: median step per model and allocator, and its speed-up over glibc malloc."""
-    table = timing.markdown_table(
+    table = timing_report.markdown_table(
         ["model", "allocator", "median step (ms)", "speed-up over system malloc"],
         [[r["model"], r["allocator"], f"{r['step_ms']:.1f}", _format(r["speedup"], ".2f", "")
           + ("x" if not math.isnan(r["speedup"]) else "")] for r in rows],
@@ -237,7 +235,7 @@ def allocator_table(rows, missing):
 
 
 def _machine():
-    m = timing.machine()
+    m = machine.describe()
     return (
         f"{m['cpu']}, {m['cores']} CPUs, {m['memory_gib']} GiB; {m['backend']} "
         f"({', '.join(m['devices'])}); Python {m['versions']['python']}, JAX {m['versions']['jax']}"

@@ -15,7 +15,7 @@ import pathlib
 
 import ml_collections
 
-from dropout_study import data, dropout, models, optim
+from dropout_study import data, dropout, errors, models, optim, run_files
 
 TASKS = ("classification", "denoise")
 MONITORS = {"classification": ("val_accuracy", "val_loss"), "denoise": ("val_psnr", "val_loss")}
@@ -28,8 +28,6 @@ MODEL_DATASETS = {
     "conv_family": ("cifar10", "cifar100"),
     "unet": ("denoise",),
 }
-CONFIG_FILE = "config.json"
-SUMMARY_FILE = "summary.json"  # written last: a workdir holding it holds a finished run
 # Fields that steer how a run is carried out, not what it computes: they may change on resume.
 RUN_CONTROL_FIELDS = ("checkpoint_every_steps", "log_every_steps")
 
@@ -119,11 +117,6 @@ def _get(config, dotted):
     return node
 
 
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"config.{name}={value!r} is unknown; use one of {tuple(allowed)}.")
-
-
 def _check_min(name, value, low, *, strict=False):
     if value < low or (strict and value == low) or math.isnan(value):
         bound = f"> {low}" if strict else f">= {low}"
@@ -167,19 +160,19 @@ def validate(config):
                 f"config.{name}={value!r} has type {type(value).__name__}; "
                 f"it must be {kind.__name__}."
             )
-    _check_choice("task", config.task, TASKS)
-    _check_choice("data.name", config.data.name, data.DATASETS)
+    errors.check_choice("config.task", config.task, TASKS)
+    errors.check_choice("config.data.name", config.data.name, data.DATASETS)
     data.resolve(config.data)
-    _check_choice("model.name", config.model.name, models.MODELS)
+    errors.check_choice("config.model.name", config.model.name, models.MODELS)
     models.resolve_config(config.model)
-    _check_choice("optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
-    _check_choice("optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES)
+    errors.check_choice("config.optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
+    errors.check_choice("config.optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES)
     if (config.task == "denoise") != (config.data.name == "denoise"):
         raise ValueError(
             f"config.task={config.task!r} does not fit config.data.name={config.data.name!r}; "
             f"the 'denoise' task goes with the 'denoise' dataset and only with it."
         )
-    _check_choice("monitor", config.monitor, MONITORS[config.task])
+    errors.check_choice("config.monitor", config.monitor, MONITORS[config.task])
     fits = MODEL_DATASETS.get(config.model.name, data.DATASETS)
     if config.data.name not in fits:
         raise ValueError(
@@ -274,7 +267,7 @@ def finished_summary(config, workdir):
     Checks the workdir first (check_workdir), so a finished run of another config is refused.
     """
     check_workdir(config, workdir)
-    path = pathlib.Path(workdir) / SUMMARY_FILE
+    path = pathlib.Path(workdir) / run_files.SUMMARY_FILE
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -285,7 +278,7 @@ def check_workdir(config, workdir):
     RUN_CONTROL_FIELDS may differ. Nothing is created here.
     """
     _check_writable(pathlib.Path(workdir))
-    path = pathlib.Path(workdir) / CONFIG_FILE
+    path = pathlib.Path(workdir) / run_files.CONFIG_FILE
     if not path.exists():
         return
     old = _flatten(json.loads(path.read_text()))

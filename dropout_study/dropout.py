@@ -38,6 +38,8 @@ __all__ = [
     "inverted_dropout",
     "keep_mask",
     "keep_to_rate",
+    "mask_shape",
+    "spatial_axes",
     "spatial_dropout",
     "spatial_dropout1d",
     "spatial_dropout2d",
@@ -142,7 +144,7 @@ def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _mask_shape(shape: Sequence[int], broadcast_dims: Sequence[int]) -> tuple[int, ...]:
+def mask_shape(shape: Sequence[int], broadcast_dims: Sequence[int]) -> tuple[int, ...]:
     """`shape` with every axis in `broadcast_dims` set to 1 (one draw shared along it)."""
     ndim = len(shape)
     if not isinstance(broadcast_dims, (tuple, list, np.ndarray)) or not all(
@@ -215,12 +217,12 @@ def inverted_dropout(
     """Zeroes units with prob. `rate`, scales kept ones by 1/keep in training; identity in eval."""
     rate = _check_rate_and_sampler(rate, sampler)
     _check_floating(x, "inverted_dropout")
-    mask_shape = _mask_shape(x.shape, broadcast_dims)
+    shape = mask_shape(x.shape, broadcast_dims)
     if _is_identity(rate, deterministic):
         return x
     if _drops_all(rate):
         return jnp.zeros_like(x)
-    mask = keep_mask(key, mask_shape, rate, sampler=sampler)
+    mask = keep_mask(key, shape, rate, sampler=sampler)
     scale = 1.0 / _keep_prob(rate, sampler)
     return _traced_edges(jnp.where(mask, x * scale, 0), rate).astype(x.dtype)
 
@@ -237,14 +239,14 @@ def standard_dropout(
     """Srivastava et al. 2014: zeroes units without rescaling; eval multiplies by keep prob."""
     rate = _check_rate_and_sampler(rate, sampler)
     _check_floating(x, "standard_dropout")
-    mask_shape = _mask_shape(x.shape, broadcast_dims)
+    shape = mask_shape(x.shape, broadcast_dims)
     if not _is_traced(rate) and rate == 0.0:
         return x
     if _drops_all(rate):
         return jnp.zeros_like(x)
     if deterministic:
         return _traced_edges(x * _keep_prob(rate, sampler), rate).astype(x.dtype)
-    mask = keep_mask(key, mask_shape, rate, sampler=sampler)
+    mask = keep_mask(key, shape, rate, sampler=sampler)
     return _traced_edges(jnp.where(mask, x, 0), rate).astype(x.dtype)
 
 
@@ -257,6 +259,11 @@ def _check_rank(x: jax.Array, rank: int, name: str, layout: str) -> None:
         )
 
 
+def spatial_axes(ndim: int) -> tuple[int, ...]:
+    """The axes a spatial mask is shared along: all but the batch and channel axes."""
+    return tuple(range(1, ndim - 1))
+
+
 def spatial_dropout(
     key, x: jax.Array, rate, *, deterministic: bool = False, sampler: str = DEFAULT_SAMPLER
 ) -> jax.Array:
@@ -266,9 +273,13 @@ def spatial_dropout(
             f"spatial_dropout needs x of rank >= 3 (N, *spatial, C); got x.shape={tuple(x.shape)}"
             f" (rank {x.ndim}). Use inverted_dropout for element-wise dropout."
         )
-    spatial_axes = tuple(range(1, x.ndim - 1))
     return inverted_dropout(
-        key, x, rate, deterministic=deterministic, broadcast_dims=spatial_axes, sampler=sampler
+        key,
+        x,
+        rate,
+        deterministic=deterministic,
+        broadcast_dims=spatial_axes(x.ndim),
+        sampler=sampler,
     )
 
 

@@ -1,13 +1,16 @@
-"""MC-dropout inference (Gal & Ghahramani 2016) and calibration measures for its predictions.
+"""MC-dropout inference (Gal & Ghahramani 2016), calibration measures for its predictions, and
+the study's evaluation of a run's best checkpoint with them (`evaluate_mc` -> mc_eval.json).
 
 `apply_fn(key, x) -> logits` must run the model with dropout ON and batch-norm in inference
 mode (models: `train=False, dropout=True`), so only the dropout masks vary between passes.
 """
 
+import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import entr
 
 
@@ -88,3 +91,70 @@ def expected_calibration_error(probs: jax.Array, labels: jax.Array, num_bins: in
         )
     gap = jnp.nan_to_num(jnp.abs(bins["accuracy"] - bins["confidence"]))
     return jnp.sum(bins["count"] * gap) / jnp.sum(bins["count"])
+
+
+MC_KEY_SALT = 0x6D63  # folds the run's seed into the MC-dropout key, apart from training keys
+
+
+ECE_BINS = 15
+
+
+def _class_logits(logits):
+    """(N, K) logits; a binary model's single logit l becomes (0, l), whose softmax is sigmoid."""
+    if logits.shape[-1] == 1:
+        return jnp.concatenate([jnp.zeros_like(logits), logits], axis=-1)
+    return logits
+
+
+def _calibration(probs, labels):
+    """Accuracy, NLL, ECE and reliability bins of predicted probabilities (N, K)."""
+    picked = np.take_along_axis(probs, labels[:, None], axis=-1)[:, 0]
+    bins = reliability_bins(probs, labels, ECE_BINS)
+    return {
+        "accuracy": float(np.mean(np.argmax(probs, axis=-1) == labels)),
+        "nll": float(-np.mean(np.log(np.maximum(picked, 1e-12)))),
+        "ece": float(expected_calibration_error(probs, labels, ECE_BINS)),
+        "bins": {
+            k: [None if math.isnan(v) else float(v) for v in np.asarray(b)] for k, b in bins.items()
+        },
+    }
+
+
+def evaluate_mc(config, workdir, num_samples):
+    """MC dropout (`num_samples` passes, batch-norm in inference mode) against deterministic
+    inference, on the test split with the run's best (validation-selected) checkpoint."""
+    from dropout_study import data, train  # imported on use: they load TensorFlow (slow)
+    from dropout_study.data import pipeline
+
+    model, variables = train.restore_best(config, workdir)
+    dataset = data.load(config.data)
+
+    def apply(key, x, dropout):
+        rngs = {"dropout": key} if dropout else {}
+        out = model.apply(variables, x, train=False, dropout=dropout, rngs=rngs)
+        return _class_logits(out.astype("float32"))
+
+    @jax.jit
+    def predict(key, x):  # x: (B, ...) -> (det probs (B, K), MC mean probs, entropy, MI)
+        det = jax.nn.softmax(apply(key, x, False))
+        mc = mc_predict(lambda k, xb: apply(k, xb, True), key, x, num_samples)
+        return det, mc["mean_probs"], mc["predictive_entropy"], mc["mutual_information"]
+
+    key = jax.random.fold_in(jax.random.key(config.seed), MC_KEY_SALT)
+    outs, labels = [], []
+    for i, batch in enumerate(pipeline.padded_batches(dataset.test, config.eval_batch_size)):
+        result = jax.device_get(predict(jax.random.fold_in(key, i), batch["x"]))
+        outs.append([np.asarray(r)[batch["mask"]] for r in result])
+        labels.append(np.asarray(batch["y"])[batch["mask"]])
+    det, mc, entropy, mutual = (np.concatenate(parts) for parts in zip(*outs, strict=True))
+    labels = np.concatenate(labels).astype(np.int32)
+    return {
+        "num_samples": num_samples,
+        "num_examples": int(labels.size),
+        "deterministic": _calibration(det, labels),
+        "mc": {
+            **_calibration(mc, labels),
+            "predictive_entropy": float(entropy.mean()),
+            "mutual_information": float(mutual.mean()),
+        },
+    }

@@ -12,7 +12,7 @@ import pathlib
 
 from absl import app, flags
 
-from dropout_study import claims, report, study
+from dropout_study import claims, report, run_files, sweeps
 
 README = "README.md"
 START, END = "<!-- claims table: start -->", "<!-- claims table: end -->"
@@ -20,17 +20,17 @@ START, END = "<!-- claims table: start -->", "<!-- claims table: end -->"
 
 def study_outcomes(results_dir, name):
     """The claim outcomes of study `name` from `results_dir/<name>/raw`."""
-    _, records = study.load_study(pathlib.Path(results_dir) / name / "raw")
+    _, records = run_files.load_study(pathlib.Path(results_dir) / name / "raw")
     table = report.build_table(records)
     return [claims.evaluate(c, table) for c in claims.for_study(name)]
 
 
 def is_current(results_dir, name, configs_dir):
     """Whether the committed runs of `name` are those of its config's cpu scale today."""
-    manifest, _ = study.load_study(pathlib.Path(results_dir) / name / "raw")
-    config = study.load_config_file(pathlib.Path(configs_dir) / f"{name}.py", "cpu")
+    manifest, _ = run_files.load_study(pathlib.Path(results_dir) / name / "raw")
+    config = sweeps.load_config_file(pathlib.Path(configs_dir) / f"{name}.py", "cpu")
     committed = {t["name"]: t["config"] for t in manifest["trials"]}
-    planned = {t.name: json.loads(t.config.to_json()) for t in study.expand(config)}
+    planned = {t.name: json.loads(t.config.to_json()) for t in sweeps.expand(config)}
     return committed == planned and sorted(manifest["seeds"]) == sorted(config.seeds)
 
 
@@ -38,8 +38,8 @@ def studies_markdown(results_dir, names, configs_dir):
     """One line per study: its runs, and whether they are its config's cpu scale today."""
     lines = []
     for name in names:
-        _, records = study.load_study(pathlib.Path(results_dir) / name / "raw")
-        done = sum(r.status == study.DONE for r in records)
+        _, records = run_files.load_study(pathlib.Path(results_dir) / name / "raw")
+        done = sum(r.status == run_files.DONE for r in records)
         state = (
             "the cpu scale of its config today"
             if is_current(results_dir, name, configs_dir)

@@ -15,38 +15,53 @@ Parts (see configs/timing.py for every size, rate and model):
 Outputs in `output_dir`: README.md (command, machine, versions, targets, answers to the posts'
 speed claims), one markdown table per part, PNG plots and results.json with every sample.
 
-Timing rules: functions are compiled ahead of time (compile time excluded), every call is
-waited for with `jax.block_until_ready`, the methods compared are interleaved within each repeat
-(order rotated) so that load drift hits them alike, and tables show medians over repeats. Ratios
-compare functions timed in the same process and loop.
+Timing rules (dropout_study.measure): functions are compiled ahead of time, the methods compared
+are interleaved within each repeat, and tables show medians over repeats. Parts 1 and 5 live in
+timing_sampling and timing_report; this module holds the train-step parts and the runner.
 """
 
 import datetime
 import functools
 import json
-import math
 import operator
 import os
 import pathlib
-import platform
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from importlib import metadata
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dropout_study import allocator, compact, dropout, figures, layers, masks
+from dropout_study import (
+    allocator,
+    compact,
+    data,
+    dropout,
+    layers,
+    masks,
+    models,
+    optim,
+    sweeps,
+    timing_report,
+    train_step,
+)
+from dropout_study.data import pipeline
+from dropout_study.machine import describe
+from dropout_study.measure import chained, compiled, in_ms, measure, median, paired
+from dropout_study.timing_sampling import (
+    fastest_sampler,
+    run_allocators,
+    run_impls,
+    run_rates,
+    run_sizes,
+    sampling_shape,
+)
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Timing config file and variant, e.g. configs/timing.py:quick."
@@ -57,254 +72,8 @@ _WORKER = flags.DEFINE_enum(
 _WORKER_OUT = flags.DEFINE_string("worker_out", "", "Internal: JSON file a worker writes.")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-RESULTS_FILE = "results.json"
-PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "ml-collections", "matplotlib")
 # Variants of layers.Dropout whose mask is a `keep_mask` draw (the others draw noise or blocks).
 MASK_VARIANTS = ("inverted", "standard", "spatial", "alpha")
-
-# ---------------------------------------------------------------------------------------------
-# Measuring
-
-
-def compiled(fn: Callable, *args) -> Callable[[], object]:
-    """`fn(*args)` compiled ahead of time, as a thunk: calling it times execution only."""
-    executable = jax.jit(fn).lower(*args).compile()
-    return lambda: executable(*args)
-
-
-def measure(fns: dict, repeats: int, min_sample_s: float) -> dict[str, list[float]]:
-    """Seconds per call of each thunk in `fns`, one sample per repeat, thunks interleaved.
-
-    Each thunk runs once to warm up; a sample repeats it until it lasts about `min_sample_s`
-    (short calls are dominated by dispatch otherwise). The order rotates every repeat.
-    """
-    calls = {}
-    for name, fn in fns.items():
-        jax.block_until_ready(fn())
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        calls[name] = max(1, math.ceil(min_sample_s / max(time.perf_counter() - start, 1e-7)))
-    samples = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                jax.block_until_ready(fns[name]())
-            samples[name].append((time.perf_counter() - start) / calls[name])
-    return samples
-
-
-def median(samples: list[float]) -> float:
-    return statistics.median(samples)
-
-
-def paired(samples: dict, a: str, b: str, op=operator.truediv) -> float:
-    """Median over repeats r of op(a_r, b_r). Within a repeat a and b run one shortly after the
-    other, so load that drifts between repeats cancels; a ratio of medians would not cancel it."""
-    return median([op(x, y) for x, y in zip(samples[a], samples[b], strict=True)])
-
-
-def in_ms(samples: dict, names) -> dict[str, list[float]]:
-    """{short name: samples in ms} of `names` ({short: key of samples}), kept in the results."""
-    return {short: [1e3 * t for t in samples[key]] for short, key in names.items()}
-
-
-def chained(executable: Callable, carry: list, *args) -> Callable[[], object]:
-    """Thunk for a train step `carry = executable(*carry, *args)` that donates its carry."""
-
-    def run():
-        carry[:] = executable(*carry, *args)
-        return carry
-
-    return run
-
-
-# ---------------------------------------------------------------------------------------------
-# Part 1: mask sampling
-
-
-def make_key(seed: int, impl: str) -> jax.Array:
-    """A typed key of PRNG implementation `impl` ('threefry2x32-nonpartitionable' included)."""
-    return jax.random.key(seed, impl=impl.removesuffix("-nonpartitionable"))
-
-
-def available_impls(impls) -> tuple[list[str], dict[str, str]]:
-    """(the implementations of `impls` this JAX offers, {missing one: why})."""
-    ok, missing = [], {}
-    for impl in impls:
-        try:
-            make_key(0, impl)
-            ok.append(impl)
-        except (ValueError, TypeError) as error:
-            missing[impl] = str(error).split(".")[0]
-    return ok, missing
-
-
-def _partitionable(impl: str):
-    """The `jax_threefry_partitionable` setting an implementation name asks for."""
-    return jax.threefry_partitionable(not impl.endswith("-nonpartitionable"))
-
-
-def sampling_group(key, shape, dtype, rate, samplers, *, impl="threefry2x32", with_mask=True):
-    """Thunks {copy, mask/<sampler>, dropout/<sampler>} on x of `shape`, `dtype`, compiled now.
-
-    'copy' is x * s with a runtime scalar s: one read and one write of x, the memory traffic of
-    dropout without the mask. 'mask' is `masks.keep_mask` alone (a bool array), 'dropout' the
-    library's inverted dropout.
-    """
-    x = jax.random.normal(jax.random.key(1), shape, jnp.float32).astype(dtype)
-    scale = jnp.asarray(2.0, dtype)
-    with _partitionable(impl):
-        fns = {"copy": compiled(lambda x, s: x * s, x, scale)}
-        for sampler in samplers:
-            if with_mask:
-                fns[f"mask/{sampler}"] = compiled(
-                    lambda k, s=sampler: masks.keep_mask(k, shape, rate, s), key
-                )
-            fns[f"dropout/{sampler}"] = compiled(
-                lambda k, x, s=sampler: dropout.inverted_dropout(k, x, rate, sampler=s), key, x
-            )
-    return fns
-
-
-def sampling_rows(fns, samples, elements, rate, samplers, **fields) -> list[dict]:
-    """One row per sampler: medians, elements/s, paired ratios to the copy, effective and
-    observed rate, and the samples themselves."""
-    rows = []
-    for sampler in samplers:
-        drop, mask = f"dropout/{sampler}", f"mask/{sampler}"
-        row = {
-            **fields,
-            "sampler": sampler,
-            "elements": elements,
-            "rate": rate,
-            "effective_rate": float(masks.effective_rate(rate, sampler)),
-            "copy_ms": median(samples["copy"]) * 1e3,
-            "dropout_ms": median(samples[drop]) * 1e3,
-            "dropout_gelem_s": elements / median(samples[drop]) / 1e9,
-            "dropout_over_copy": paired(samples, drop, "copy"),
-        }
-        names = {"copy": "copy", "dropout": drop}
-        if mask in samples:
-            row.update(
-                mask_ms=median(samples[mask]) * 1e3,
-                mask_gelem_s=elements / median(samples[mask]) / 1e9,
-                mask_over_copy=paired(samples, mask, "copy"),
-                observed_rate=1.0 - float(np.asarray(fns[mask]()).mean()),
-            )
-            names["mask"] = mask
-        row["samples_ms"] = in_ms(samples, names)
-        rows.append(row)
-    return rows
-
-
-def _shape(elements: int, width: int = 1024) -> tuple[int, int]:
-    if elements % width:
-        raise ValueError(f"sampling elements={elements} must be a multiple of {width}.")
-    return elements // width, width
-
-
-def run_impls(cfg, repeats, min_sample_s) -> tuple[list[dict], dict]:
-    """Part 1a: samplers x PRNG implementations at one size (this process's allocator)."""
-    impls, missing = available_impls(cfg.prng_impls)
-    shape, rows = _shape(cfg.impl_elements), []
-    for impl in impls:
-        logging.info("sampling: PRNG implementation %s", impl)
-        key = make_key(0, impl)
-        fns = sampling_group(key, shape, jnp.float32, cfg.rate, cfg.samplers, impl=impl)
-        samples = measure(fns, repeats, min_sample_s)
-        rows += sampling_rows(
-            fns,
-            samples,
-            cfg.impl_elements,
-            cfg.rate,
-            cfg.samplers,
-            impl=impl,
-            allocator=allocator.active(),
-            dtype="float32",
-        )
-    return rows, missing
-
-
-def run_rates(cfg, repeats, min_sample_s) -> list[dict]:
-    """Part 1b: full dropout time against the rate for every sampler (default PRNG)."""
-    shape, rows = _shape(cfg.impl_elements), []
-    key = jax.random.key(0)
-    fns = {}
-    for rate in cfg.rates:
-        group = sampling_group(key, shape, jnp.float32, rate, cfg.samplers, with_mask=False)
-        fns.update({f"{name}@{rate}": fn for name, fn in group.items()})
-    samples = measure(fns, repeats, min_sample_s)
-    for rate in cfg.rates:
-        sub = {name.split("@")[0]: s for name, s in samples.items() if name.endswith(f"@{rate}")}
-        rows += sampling_rows({}, sub, cfg.impl_elements, rate, cfg.samplers, dtype="float32")
-    return rows
-
-
-def run_sizes(cfg, repeats, min_sample_s) -> list[dict]:
-    """Part 1c (run once per allocator, in a subprocess): samplers x sizes x dtypes."""
-    rows = []
-    for elements in cfg.elements:
-        for dtype in cfg.dtypes:
-            logging.info("sampling: %d elements of %s", elements, dtype)
-            fns = sampling_group(
-                jax.random.key(0), _shape(elements), jnp.dtype(dtype), cfg.rate, cfg.samplers,
-                with_mask=False,
-            )  # fmt: skip
-            samples = measure(fns, repeats, min_sample_s)
-            rows += sampling_rows(
-                fns,
-                samples,
-                elements,
-                cfg.rate,
-                cfg.samplers,
-                allocator=allocator.active(),
-                dtype=dtype,
-            )
-    return rows
-
-
-def allocator_env(name: str) -> dict:
-    """Environment of a subprocess that runs under allocator `name`; ValueError if unavailable."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    _, path = allocator.choose(name)
-    return {**env, allocator.ENV: name, **({"LD_PRELOAD": path} if path else {})}
-
-
-def run_worker(module: str, argv: list[str], out_flag: str, allocator_name: str) -> dict:
-    """Runs `python -m module *argv --out_flag=FILE` under `allocator_name` in a fresh process
-    and returns the JSON it wrote to FILE, which names the allocator it ran under.
-
-    ValueError (from allocator_env) when that allocator is not installed.
-    """
-    env = allocator_env(allocator_name)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = pathlib.Path(tmp) / "worker.json"
-        command = [sys.executable, "-m", module, *argv, f"--{out_flag}={out}"]
-        subprocess.run(command, env=env, check=True, cwd=os.getcwd())
-        worker = json.loads(out.read_text())
-    if worker["allocator"] != allocator_name:
-        raise RuntimeError(f"the {allocator_name} worker ran under {worker['allocator']}.")
-    return worker
-
-
-def run_allocators(cfg) -> tuple[list[dict], dict]:
-    """Part 1c under each allocator, one subprocess each, one after the other."""
-    rows, missing = [], {}
-    argv = [a for a in sys.argv[1:] if not a.startswith("--worker")]
-    for name in cfg.sampling.allocators:
-        logging.info("sampling: sizes and dtypes under %s (subprocess)", name)
-        try:
-            worker = run_worker(
-                "dropout_study.timing", [*argv, "--worker=sizes"], "worker_out", name
-            )
-        except ValueError as err:
-            missing[name] = str(err)
-            continue
-        rows += worker["rows"]
-    return rows, missing
-
 
 # ---------------------------------------------------------------------------------------------
 # Parts 2 and 4: the study models' train steps
@@ -313,11 +82,9 @@ def run_allocators(cfg) -> tuple[list[dict], dict]:
 def study_config(model_cfg):
     """The study's training config (full variant: the posts' model, rates and batch size), with
     the data of its quick variant (the shipped sample; one real batch is all timing needs)."""
-    from dropout_study import study  # imported late: it loads TensorFlow, which workers skip
-
     path = REPO / model_cfg.config
-    config = study.load_config_file(path)
-    config.data = study.load_config_file(path, "quick").data
+    config = sweeps.load_config_file(path)
+    config.data = sweeps.load_config_file(path, "quick").data
     config.update_from_flattened_dict(dict(model_cfg.overrides))
     return config
 
@@ -335,10 +102,6 @@ class StepBench:
     """One study model's real train step, compiled per dropout mode, timed on one real batch."""
 
     def __init__(self, model_cfg, seed: int):
-        from dropout_study import data, models, optim, train  # late, as in `study_config`
-        from dropout_study.data import pipeline
-
-        self.train, self.models = train, models
         self.config = study_config(model_cfg)
         dataset = data.load(self.config.data)
         self.batch = next(pipeline.batches(dataset.train, self.config.batch_size, seed=0, epoch=0))
@@ -361,18 +124,18 @@ class StepBench:
         return self._steps[cache_key]
 
     def _compile(self, model_config, mode: str) -> Callable[[], object]:
-        model = self.models.create_model(model_config)
-        state = self.train.create_train_state(model, self.tx, self.key, self.sample_x)
+        model = models.create_model(model_config)
+        state = train_step.create_train_state(model, self.tx, self.key, self.sample_x)
         if mode == "off":
             state = state.replace(apply_fn=functools.partial(model.apply, dropout=False))
         step = functools.partial(
-            self.train.train_step,
+            train_step.train_step,
             task=self.config.task,
             l1=self.config.regularization.l1,
             l2=self.config.regularization.l2,
             augment_kwargs=None,
         )
-        carry = [state, self.train.zero_train_sums()]
+        carry = [state, train_step.zero_train_sums()]
         jitted = jax.jit(step, donate_argnums=(0, 1))
         intercept = nn.intercept_methods(sample_only) if mode == "sample" else nullcontext()
         with intercept:
@@ -393,11 +156,10 @@ def sample_only(next_fun, args, kwargs, context):
     x = args[0]
     if kwargs.get("deterministic", True) or module.rate == 0 or module.variant not in MASK_VARIANTS:
         return next_fun(*args, **kwargs)
-    if module.variant == "spatial":
-        shape = (x.shape[0], *(1,) * (x.ndim - 2), x.shape[-1])
-    else:
-        bdims = {d % x.ndim for d in module.broadcast_dims}
-        shape = tuple(1 if i in bdims else n for i, n in enumerate(x.shape))
+    spatial = module.variant == "spatial"
+    shape = dropout.mask_shape(
+        x.shape, dropout.spatial_axes(x.ndim) if spatial else module.broadcast_dims
+    )
     mask = dropout.keep_mask(module.make_rng("dropout"), shape, module.rate, sampler=module.sampler)
     return x + (jnp.sum(mask, dtype=jnp.float32) * 0.0).astype(x.dtype)
 
@@ -606,410 +368,6 @@ def run_epochs(cfg, benches, fastest: str, repeats) -> list[dict]:
     return rows
 
 
-# ---------------------------------------------------------------------------------------------
-# Part 5: tables, plots, summary
-
-
-def markdown_table(headers: list[str], rows: list[list]) -> str:
-    """A GitHub markdown table; floats with 4 significant digits."""
-
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def table(rows: list[dict], columns) -> str:
-    """Markdown table of dict rows; columns: (header, key or function of the row); a missing
-    key is a blank cell."""
-    return markdown_table(
-        [header for header, _ in columns],
-        [[get(r) if callable(get) else r.get(get, "") for _, get in columns] for r in rows],
-    )
-
-
-SAMPLING_COLUMNS = (
-    ("sampler", "sampler"),
-    ("rate", "rate"),
-    ("effective rate", "effective_rate"),
-    ("observed rate", "observed_rate"),
-    ("mask G el/s", "mask_gelem_s"),
-    ("dropout G el/s", "dropout_gelem_s"),
-    ("copy ms", "copy_ms"),
-    ("dropout ms", "dropout_ms"),
-    ("dropout / copy", "dropout_over_copy"),
-    ("mask / copy", "mask_over_copy"),
-)
-ATTRIBUTION_COLUMNS = (
-    ("model", "model"),
-    ("dropout", "variant"),
-    ("rates", lambda r: json.dumps(r["rates"])),
-    ("batch", "batch_size"),
-    ("off ms", "off_ms"),
-    ("sample ms", "sample_ms"),
-    ("full ms", "full_ms"),
-    ("sampling ms", "sampling_ms"),
-    ("application ms", "application_ms"),
-    ("overhead", lambda r: f"{100 * r['overhead']:.1f}%"),
-)
-COMPACT_COLUMNS = (
-    ("layer", "layer"),
-    ("rate", "rate"),
-    ("effective rate", "effective_rate"),
-    ("masked ms", "masked_ms"),
-    ("compact ms", "compact_ms"),
-    ("speed-up", "speedup"),
-    ("compact, kept-slice grads ms", "compact_slices_ms"),
-    ("speed-up, kept-slice grads", "speedup_slices"),
-    ("ideal", "ideal_speedup"),
-)
-EPOCH_COLUMNS = (
-    ("model", "model"),
-    ("keep prob", "keep_prob"),
-    ("steps/epoch", "steps_per_epoch"),
-    ("default sampler s", "default_epoch_s"),
-    ("fastest sampler s", "fastest_epoch_s"),
-    ("masked twin s", "masked_twin_epoch_s"),
-    ("compact twin s", "compact_twin_epoch_s"),
-    ("default / highest keep", "default_vs_baseline"),
-    ("masked twin / compact twin", "twin_speedup"),
-)
-
-
-def sampling_tables(results) -> str:
-    s = results["sampling"]
-    allocator_name = s["impl_rows"][0]["allocator"] if s["impl_rows"] else "-"
-    out = [
-        "# Mask sampling\n\nElements/s of a keep mask alone (bool) and of a full inverted dropout; "
-        "ratios to a scaled copy x*s of the same tensor timed in the same repeat (median of the "
-        "per-repeat ratios). Effective rate: "
-        "the rate a sampler realises (integer thresholds quantise it); observed: in one mask.\n",
-        f"\n## Samplers x PRNG implementations ({s['impl_elements']} float32 elements, "
-        f"allocator {allocator_name})\n\n",
-        table(s["impl_rows"], (("PRNG", "impl"), *SAMPLING_COLUMNS)),
-        *(f"\nNot available in this JAX: {k} ({why}).\n" for k, why in s["missing_impls"].items()),
-        "\n## Dropout time against the rate (default PRNG)\n\n",
-        table(s["rate_rows"], SAMPLING_COLUMNS),
-        "\n## Allocators x sizes x dtypes (one subprocess per allocator)\n\n",
-        table(
-            s["size_rows"],
-            (
-                ("allocator", "allocator"),
-                ("elements", "elements"),
-                ("dtype", "dtype"),
-                *SAMPLING_COLUMNS,
-            ),
-        ),  # fmt: skip
-        *(f"\nAllocator {k} not measured: {why}.\n" for k, why in s["missing_allocators"].items()),
-    ]
-    return "".join(out)
-
-
-def attribution_table(rows) -> str:
-    return (
-        "# Dropout inside the study models' train steps\n\nMedian time of one real train step "
-        "(forward, backward, optimiser update) with dropout off, with every mask sampled but "
-        "not applied, and with full dropout, at the posts' rates. sampling = sample - off, "
-        "application = full - sample, overhead = full / off - 1: medians over repeats of the "
-        "per-repeat differences and ratios (steps timed in the same repeat); negative values are "
-        "timing noise.\n\n" + table(rows, ATTRIBUTION_COLUMNS)
-    )
-
-
-def compact_table(rows) -> str:
-    return (
-        "# Compact dropout against its masked twin\n\nForward + backward of a layer pair with "
-        "one dropout mask per batch. 'compact' differentiates w.r.t. the full parameters "
-        "(gradients scattered back into full-size arrays); 'kept-slice grads' w.r.t. the "
-        "gathered kept slices only. Speed-up: median over repeats of masked / compact timed "
-        "in the same repeat; ideal = units / kept units.\n\n" + table(rows, COMPACT_COLUMNS)
-    )
-
-
-def epochs_table(rows) -> str:
-    return (
-        "# Epoch time against keep probability\n\nProjected epoch time: median train-step time "
-        "x steps per epoch of the full training set (input pipeline excluded). 'twin' columns: "
-        "compact.py's functional twin of the model (same shapes, Adam, one mask per batch), "
-        "masked and compact. Ratios: median over repeats of the per-repeat ratio of steps timed "
-        "in the same repeat.\n\n" + table(rows, EPOCH_COLUMNS)
-    )
-
-
-def _plot_sampling(results, path):
-    rows = results["sampling"]["rate_rows"]
-    fig, ax = figures.figure(figsize=(6, 4))
-    for sampler in dict.fromkeys(r["sampler"] for r in rows):
-        mine = [r for r in rows if r["sampler"] == sampler]
-        ax.plot([r["rate"] for r in mine], [r["dropout_ms"] for r in mine], "o-", label=sampler)
-    copy = statistics.median(r["copy_ms"] for r in rows)
-    ax.axhline(copy, color="k", ls="--", label="copy")
-    ax.set(
-        xlabel="drop rate",
-        ylabel="ms per dropout",
-        yscale="log",
-        title=f"Inverted dropout of {results['sampling']['impl_elements']} float32",
-    )
-    ax.legend(fontsize=7)
-    figures.save(fig, path)
-
-
-def _plot_attribution(rows, path):
-    fig, ax = figures.figure(figsize=(6, 4))
-    names = [r["model"] for r in rows]
-    parts = np.array(
-        [[r["off_ms"], max(r["sampling_ms"], 0.0), max(r["application_ms"], 0.0)] for r in rows]
-    )
-    shares = parts / parts.sum(axis=1, keepdims=True)  # (models, 3)
-    bottom = np.zeros(len(rows))
-    for share, label in zip(
-        shares.T, ("rest of the step", "mask sampling", "mask application"), strict=True
-    ):
-        ax.bar(names, share, bottom=bottom, label=label)
-        bottom = bottom + share
-    low = max(0.0, float(shares[:, 0].min()) - 0.05)
-    ax.set(ylabel="share of the train step", ylim=(low, 1.0), title="Train step split")
-    ax.tick_params(axis="x", labelrotation=30)
-    ax.legend(fontsize=7)
-    figures.save(fig, path)
-
-
-def _plot_compact(rows, path):
-    fig, ax = figures.figure(figsize=(6, 4))
-    for layer in dict.fromkeys(r["layer"] for r in rows):
-        mine = [r for r in rows if r["layer"] == layer]
-        ax.plot([r["rate"] for r in mine], [r["speedup"] for r in mine], "o-", label=layer)
-        if "speedup_slices" in mine[0]:
-            ax.plot(
-                [r["rate"] for r in mine],
-                [r["speedup_slices"] for r in mine],
-                "s--",
-                label=f"{layer} (kept-slice grads)",
-            )
-    rates = sorted({r["rate"] for r in rows})
-    ax.plot(rates, [1 / (1 - r) for r in rates], "k:", label="ideal 1/(1-rate)")
-    ax.set(
-        xlabel="drop rate",
-        ylabel="masked / compact time",
-        yscale="log",
-        title="Compact dropout speed-up (fwd+bwd)",
-    )
-    ax.legend(fontsize=7)
-    figures.save(fig, path)
-
-
-def _plot_epochs(rows, path):
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    fig, axes = figures.figure(1, len(models), figsize=(4 * len(models), 3.5), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
-        mine = [r for r in rows if r["model"] == model]
-        same = all(r["fastest_epoch_s"] == r["default_epoch_s"] for r in mine)
-        for method in ("default", "fastest", "masked_twin", "compact_twin"):
-            pts = [
-                (r["keep_prob"], r[f"{method}_epoch_s"]) for r in mine if f"{method}_epoch_s" in r
-            ]
-            if pts and not (method == "fastest" and same):  # fastest = default: one line
-                ax.plot(*zip(*pts, strict=True), "o-", label=method.replace("_", " "))
-        ax.set(xlabel="keep probability", ylabel="s per epoch", title=model, ylim=(0, None))
-        ax.legend(fontsize=7)
-    figures.save(fig, path)
-
-
-def targets(results) -> list[list]:
-    """[target, measured, met] for each of the issue's targets that this run measured."""
-    out = []
-    default_rows = [
-        r
-        for r in results["sampling"]["impl_rows"]
-        if r["impl"] == "threefry2x32" and r["sampler"] == masks.DEFAULT_SAMPLER
-    ]
-    for r in default_rows:
-        out.append(
-            [
-                f"default sampler ({r['sampler']}) full dropout <= 2x a copy",
-                f"{r['dropout_over_copy']:.2f}x ({r['elements']} float32)",
-                r["dropout_over_copy"] <= 2.0,
-            ]
-        )
-        out.append(
-            [
-                f"default sampler ({r['sampler']}) masks >= 1 G elements/s",
-                f"{r['mask_gelem_s']:.3f} G/s",
-                r["mask_gelem_s"] >= 1.0,
-            ]
-        )
-    for r in results["attribution"]:
-        ratios = np.array(r["samples_ms"]["full"]) / np.array(r["samples_ms"]["off"]) - 1.0
-        q1, q3 = np.percentile(ratios, [25, 75])  # the spread of the paired ratios: the noise
-        out.append(
-            [
-                f"dropout overhead of the {r['model']} train step <= 5%",
-                f"{100 * r['overhead']:.1f}% (quartiles {100 * q1:.1f}%, {100 * q3:.1f}%)",
-                r["overhead"] <= 0.05,
-            ]
-        )
-    for r in results["compact"]:
-        if r["layer"] == "dense" and r["rate"] in (0.5, 0.8):
-            goal = 1.8 if r["rate"] == 0.5 else 3.5
-            best = max(r["speedup"], r.get("speedup_slices", 0.0))
-            out.append(
-                [
-                    f"compact dense fwd+bwd >= {goal}x masked at rate {r['rate']}",
-                    f"{r['speedup']:.2f}x (full-size grads), "
-                    f"{r.get('speedup_slices', float('nan')):.2f}x (kept-slice grads)",
-                    best >= goal,
-                ]
-            )
-    return out
-
-
-def _verdict(change: float, supported: bool) -> str:
-    return (
-        "within 5%, not supported"
-        if abs(change) <= 0.05
-        else ("supported" if supported else "not supported")
-    )
-
-
-def claims(results) -> list[str]:
-    """Answers to the posts' speed claims, from this run's numbers."""
-    out = []
-    default = [r for r in results["sampling"]["rate_rows"] if r["sampler"] == masks.DEFAULT_SAMPLER]
-    if len(default) >= 2:
-        lo, hi = default[0], default[-1]
-        change = hi["dropout_ms"] / lo["dropout_ms"] - 1.0
-        out.append(
-            f"**Post 003: time grows with the rate.** A full dropout of "
-            f"{results['sampling']['impl_elements']} float32 with the default sampler takes "
-            f"{lo['dropout_ms']:.2f} ms at rate {lo['rate']} and {hi['dropout_ms']:.2f} ms at "
-            f"rate {hi['rate']} ({100 * change:+.0f}%): {_verdict(change, change > 0)}."
-        )
-    epochs = results["epochs"]
-    for model in dict.fromkeys(r["model"] for r in epochs):
-        mine = sorted((r for r in epochs if r["model"] == model), key=lambda r: -r["keep_prob"])
-        on = [r for r in mine if r["keep_prob"] < 1.0]  # dropout on: compare these if 2+
-        a, b = (on[0], on[-1]) if len(on) >= 2 else (mine[0], mine[-1])
-        change = b["default_vs_baseline"] / a["default_vs_baseline"] - 1.0
-        steps = ", ".join(
-            f"{r['keep_prob']}: {r['default_epoch_s']:.1f} s ({r['default_vs_baseline']:.3f})"
-            for r in mine
-        )
-        text = (
-            f"**Post 000: a smaller keep probability makes training slower ({model}).** "
-            f"Projected epoch time with the default sampler at keep {steps} (in brackets: "
-            f"relative to keep {mine[0]['keep_prob']}, paired per repeat). From keep "
-            f"{a['keep_prob']} to {b['keep_prob']}: {100 * change:+.1f}%, "
-            f"{_verdict(change, change > 0)}"
-        )
-        if "twin_speedup" in b:
-            text += (
-                f". Dropout that skips the dropped units (one mask per batch) makes compact.py's "
-                f"twin of the model {b['twin_speedup']:.2f}x as fast as the masked twin at keep "
-                f"{b['keep_prob']}"
-            )
-        out.append(text + ".")
-    for r in results["attribution"]:
-        if not r["model"].startswith("denoise"):
-            continue
-        out.append(
-            f"**Post 004: element dropout more than doubles the epoch time ({r['model']}, "
-            f"{r['variant']} dropout).** Full dropout adds {100 * r['overhead']:.1f}% to the "
-            f"train step (sampling {r['sampling_ms']:.1f} ms, application "
-            f"{r['application_ms']:.1f} ms of {r['full_ms']:.0f} ms): "
-            f"{_verdict(r['overhead'], r['overhead'] >= 1.0)}."
-        )
-    return out
-
-
-def machine() -> dict:
-    """What ran this: CPU, cores, memory, load, OS, allocator, versions."""
-    cpu = platform.processor()
-    if pathlib.Path("/proc/cpuinfo").exists():
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    versions = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(memory, 1),
-        "os": platform.platform(),
-        "backend": jax.default_backend(),
-        "devices": [d.device_kind for d in jax.devices()],
-        "allocator": allocator.active(),
-        "default_prng_impl": jax.config.jax_default_prng_impl,
-        "threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
-        "load_average": os.getloadavg(),
-        "versions": versions,
-    }
-
-
-def _loads(loads) -> str:
-    return ", ".join(f"{v:.1f}" for v in loads)
-
-
-def summary(results) -> str:
-    m = results["machine"]
-    lines = [
-        "# Timing: mask sampling against the compute dropout could save\n",
-        f"Command: `{results['command']}`  ",
-        f"Run: {results['started']}, {results['wall_s']:.0f} s wall.\n",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; "
-        f"backend {m['backend']}; allocator {m['allocator']}; default PRNG "
-        f"{m['default_prng_impl']} (partitionable={m['threefry_partitionable']}); load average "
-        f"(1, 5, 15 min) at start {_loads(results['load_start'])}, at end "
-        f"{_loads(m['load_average'])}.  ",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".\n",
-        f"Repeats: {results['config']['repeats']} (medians); the fastest sampler here: "
-        f"{results['fastest_sampler']}.\n",
-        "## Targets\n",
-        markdown_table(
-            ["target", "measured", "met"],
-            [[t, v, "yes" if ok else "**no**"] for t, v, ok in results["targets"]],
-        ),
-        "\n## The posts' speed claims\n",
-        *(f"- {c}" for c in results["claims"]),
-        "\n## Files\n",
-        "sampling.md, attribution.md, compact.md, epochs.md (tables); sampling_vs_rate.png, "
-        "attribution.png, compact_speedup.png, epochs.png (plots); results.json (all samples).\n",
-    ]
-    return "\n".join(lines)
-
-
-def write_outputs(results, out_dir: pathlib.Path) -> None:
-    """Tables, plots, summary and results.json into `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "sampling.md").write_text(sampling_tables(results))
-    (out_dir / "attribution.md").write_text(attribution_table(results["attribution"]))
-    (out_dir / "compact.md").write_text(compact_table(results["compact"]))
-    (out_dir / "epochs.md").write_text(epochs_table(results["epochs"]))
-    _plot_sampling(results, out_dir / "sampling_vs_rate.png")
-    if results["attribution"]:
-        _plot_attribution(results["attribution"], out_dir / "attribution.png")
-    _plot_compact(results["compact"], out_dir / "compact_speedup.png")
-    if results["epochs"]:
-        _plot_epochs(results["epochs"], out_dir / "epochs.png")
-    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=1, default=float))
-    (out_dir / "README.md").write_text(summary(results))
-
-
-def fastest_sampler(impl_rows) -> str:
-    """The sampler whose full dropout is fastest with JAX's default PRNG."""
-    rows = [r for r in impl_rows if r["impl"] == "threefry2x32"]
-    return min(rows, key=lambda r: r["dropout_ms"])["sampler"]
-
-
 def command_line() -> str:
     return " ".join(["python -m dropout_study.timing", *sys.argv[1:]])
 
@@ -1029,7 +387,7 @@ def check_config(cfg) -> None:
     for sampler in cfg.sampling.samplers:
         masks.check_sampler(sampler)
     for elements in (cfg.sampling.impl_elements, *cfg.sampling.elements):
-        _shape(elements)
+        sampling_shape(elements)
     for layer in cfg.compact.layers:
         if layer not in COMPACT_LAYERS:
             raise ValueError(f"compact.layers has {layer!r}; allowed: {COMPACT_LAYERS}.")
@@ -1075,10 +433,10 @@ def run(cfg) -> dict:
     benches = {name: StepBench(cfg.models[name], cfg.seed) for name in names}
     results["attribution"] = run_attribution(cfg, benches, cfg.model_repeats)
     results["epochs"] = run_epochs(cfg, benches, fastest, cfg.model_repeats)
-    results["machine"] = machine()
+    results["machine"] = describe()
     results["wall_s"] = time.perf_counter() - start
-    results["targets"] = targets(results)
-    results["claims"] = claims(results)
+    results["targets"] = timing_report.targets(results)
+    results["claims"] = timing_report.claims(results)
     return results
 
 
@@ -1094,7 +452,7 @@ def main(argv):
         return
     allocator.preload()
     results = run(cfg)
-    write_outputs(results, pathlib.Path(cfg.output_dir))
+    timing_report.write_outputs(results, pathlib.Path(cfg.output_dir))
     logging.info("timing results written to %s", cfg.output_dir)
 
 

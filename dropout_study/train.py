@@ -14,26 +14,28 @@ import functools
 import json
 import math
 import pathlib
-import statistics
 import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import tqdm
 from absl import logging
 from clu import metric_writers, periodic_actions
-from flax.training import train_state
 
-from dropout_study import allocator, checkpoint, config_check, data, models, optim, parallel
-from dropout_study.data import augment, pipeline
+from dropout_study import (
+    checkpoint,
+    config_check,
+    data,
+    models,
+    optim,
+    parallel,
+    run_files,
+    run_summary,
+    train_step,
+)
+from dropout_study.data import pipeline
 
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = config_check.SUMMARY_FILE
-CHECKPOINT_DIR = "checkpoints"
-PSNR_PEAK = 1.0  # denoising targets are images on the [0, 1] scale
 DIVERGED = 100  # an epoch's mean loss over this many times the chance-level loss: diverged
 DIVERGED_FIX = (
     "Fix: lower optimizer.learning_rate or set optimizer.grad_clip_norm, in a new --workdir."
@@ -47,117 +49,6 @@ TIME_FIELDS = (
     "compile_s",
     "warmup",
 )
-
-
-class TrainState(train_state.TrainState):
-    """Flax's TrainState plus batch-norm statistics (an empty dict for models without them)."""
-
-    batch_stats: Any = None
-
-
-def score_name(task):
-    """What a task reports next to its loss: 'accuracy', or 'psnr' (dB) for denoising."""
-    return "psnr" if task == "denoise" else "accuracy"
-
-
-def per_example(task, outputs, targets):
-    """Per-example (loss, correct): cross-entropy and 0/1 correctness, or MSE and zeros."""
-    outputs = outputs.astype(jnp.float32)
-    if task == "denoise":  # outputs, targets: (N, H, W, C) images
-        mse = jnp.mean(jnp.square(outputs - targets), axis=tuple(range(1, outputs.ndim)))
-        return mse, jnp.zeros_like(mse)
-    if outputs.shape[-1] == 1:  # one logit per example: binary classification
-        logits = outputs[:, 0]
-        loss = optax.sigmoid_binary_cross_entropy(logits, targets.astype(jnp.float32))
-        return loss, ((logits > 0) == (targets == 1)).astype(jnp.float32)
-    loss = optax.softmax_cross_entropy_with_integer_labels(outputs, targets)
-    return loss, (jnp.argmax(outputs, axis=-1) == targets).astype(jnp.float32)
-
-
-def psnr(mse):
-    """PSNR in dB of a mean squared error over a whole split, as data.denoise.psnr defines it."""
-    return 10.0 * math.log10(PSNR_PEAK**2 / max(mse, 1e-10))
-
-
-def zero_train_sums():
-    """Running sums of one training epoch; `nonfinite_step`: first step with a NaN/Inf loss."""
-    # One array per field: the train step donates them, and a buffer cannot be donated twice.
-    sums = {name: jnp.zeros((), jnp.float32) for name in ("loss", "correct", "penalty", "count")}
-    return {**sums, "nonfinite_step": jnp.full((), -1, jnp.int32)}
-
-
-def zero_eval_sums():
-    """Running sums of one evaluation pass."""
-    return {name: jnp.zeros((), jnp.float32) for name in ("loss", "correct", "count")}
-
-
-def _variables(state, params):
-    return {"params": params, "batch_stats": state.batch_stats}
-
-
-def train_step(state, sums, batch, key, *, task, l1, l2, augment_kwargs):
-    """One optimiser step on `batch` ({"x", "y"}); returns the new state and epoch sums.
-
-    Dropout and augmentation keys come from `fold_in(key, step)`, so they depend on the step only.
-    The loss minimised is the mean per-example loss plus the L1/L2 penalty on kernels.
-    """
-    step_key = jax.random.fold_in(key, state.step)
-    dropout_key, augment_key = jax.random.split(step_key)
-    x = batch["x"]
-    if augment_kwargs:
-        x = augment.augment(augment_key, x, **augment_kwargs)
-
-    def loss_fn(params):
-        outputs, updates = state.apply_fn(
-            _variables(state, params),
-            x,
-            train=True,
-            rngs={"dropout": dropout_key},
-            mutable=["batch_stats"],
-        )
-        loss, correct = per_example(task, outputs, batch["y"])
-        penalty = optim.penalty(params, l1, l2)
-        return jnp.mean(loss) + penalty, (loss, correct, penalty, updates)
-
-    grads, (loss, correct, penalty, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
-    new_state = state.apply_gradients(
-        grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats)
-    )
-    finite = jnp.isfinite(jnp.mean(loss) + penalty)
-    first_bad = jnp.where(
-        (sums["nonfinite_step"] < 0) & ~finite, new_state.step, sums["nonfinite_step"]
-    )
-    return new_state, {
-        "loss": sums["loss"] + jnp.sum(loss),
-        "correct": sums["correct"] + jnp.sum(correct),
-        "penalty": sums["penalty"] + penalty,
-        "count": sums["count"] + loss.shape[0],
-        "nonfinite_step": first_bad.astype(jnp.int32),
-    }
-
-
-def eval_step(state, sums, batch, *, task):
-    """Adds the masked losses and correct counts of `batch` ({"x", "y", "mask"}) to `sums`."""
-    outputs = state.apply_fn(_variables(state, state.params), batch["x"], train=False)
-    loss, correct = per_example(task, outputs, batch["y"])
-    weights = batch["mask"].astype(jnp.float32)
-    return {
-        "loss": sums["loss"] + jnp.sum(loss * weights),
-        "correct": sums["correct"] + jnp.sum(correct * weights),
-        "count": sums["count"] + jnp.sum(weights),
-    }
-
-
-def create_train_state(model, tx, key, sample_x):
-    """Initialises parameters (and batch-norm statistics) from `key` on one example's shape."""
-    init = jax.jit(functools.partial(model.init, train=False))
-    variables = init({"params": key, "dropout": key}, sample_x)
-    return TrainState.create(
-        apply_fn=model.apply,
-        params=variables["params"],
-        tx=tx,
-        batch_stats=variables.get("batch_stats", {}),
-    )
 
 
 def monitor_mode(monitor):
@@ -176,17 +67,6 @@ def update_best(meta, record, *, monitor, min_delta, patience):
     bad_epochs = 0 if improved else meta["bad_epochs"] + 1
     stop = patience > 0 and bad_epochs >= patience
     return {**meta, "best": best, "bad_epochs": bad_epochs, "stopped_early": stop}, improved, stop
-
-
-def _means(sums, task):
-    sums = jax.device_get(sums)
-    count = float(sums["count"])
-    loss = float(sums["loss"]) / count
-    score = psnr(loss) if task == "denoise" else float(sums["correct"]) / count
-    out = {"loss": loss, score_name(task): score}
-    if "penalty" in sums:
-        out["penalty"] = float(sums["penalty"])
-    return out
 
 
 def _check_finite(sums, checkpoints, steps_per_epoch):
@@ -258,95 +138,15 @@ def _fresh_meta():
     }
 
 
-def summarize(config, info, meta, test, *, num_params, compile_s, workdir):
-    """The run's short summary: best epoch and value, test scores, data source and sizes, times.
-
-    `test`: score_test's {"selected": ..., "final": ...} (None on processes that write nothing).
-    """
-    history = meta["history"]
-    timed = [r for r in history if not r["warmup"]]
-    best = meta["best"] or {}
-    best_record = next((r for r in history if r["epoch"] == best.get("epoch")), None)
-    return {
-        "task": config.task,
-        "model": config.model.name,
-        "model_config": models.resolve_config(config.model).to_dict(),  # rates and keep probs
-        "seed": config.seed,
-        "data": info,
-        "num_params": num_params,
-        "epochs_run": len(history),
-        "num_epochs": config.num_epochs,
-        "stopped_early": meta["stopped_early"],
-        "steps": meta["step"],
-        "monitor": config.monitor,
-        "best_epoch": best.get("epoch"),
-        f"best_{config.monitor}": best.get("value"),
-        "best": best_record,
-        "final": history[-1] if history else None,
-        "test": test,
-        "times": {
-            "compile_s": compile_s,
-            "train_s": sum(r["train_time_s"] for r in history),
-            "median_epoch_s": statistics.median(r["epoch_time_s"] for r in timed)
-            if timed
-            else None,
-            "median_examples_per_s": (
-                statistics.median(r["examples_per_s"] for r in timed) if timed else None
-            ),
-            "timed_epochs": len(timed),
-            "allocator": allocator.active(),  # glibc malloc slows memory-bound steps severalfold
-        },
-        "devices": {
-            "platform": jax.default_backend(),
-            "count": jax.device_count(),
-            "processes": jax.process_count(),
-        },
-        "workdir": str(workdir),
-    }
-
-
-def format_summary(summary):
-    """A few human-readable lines of a summary."""
-    data_info = summary["data"]
-    times = summary["times"]
-    monitor = summary["monitor"]
-    best = summary[f"best_{monitor}"]
-    speed = (
-        f"median epoch {times['median_epoch_s']:.1f} s, {times['median_examples_per_s']:.0f} ex/s"
-        if times["median_epoch_s"] is not None
-        else "no epoch after the first to time"
-    )
-    return "\n".join(
-        [
-            f"{summary['model']} on {data_info.get('name')} (source {data_info.get('source')}, "
-            f"sizes {data_info.get('sizes')}), seed {summary['seed']}, "
-            f"{summary['num_params']:,} parameters",
-            f"best {monitor} {best:.4f} at epoch {summary['best_epoch']} of "
-            f"{summary['epochs_run']}" + (" (stopped early)" if summary["stopped_early"] else ""),
-            _test_line(summary),
-            f"compile {times['compile_s']:.1f} s, training {times['train_s']:.1f} s, {speed}",
-            f"results in {summary['workdir']}",
-        ]
-    )
-
-
-def _test_line(summary):
-    selected = summary["test"]["selected"]
-    score = score_name(summary["task"])
-    return (
-        f"test {score} {selected[score]:.4f} at the selected epoch {selected['epoch']} "
-        f"(test split: {summary['data'].get('validation')!r} protocol)"
-    )
-
-
 def restore_best(config, workdir):
     """(model, variables) of the best checkpoint of a finished or partial run in `workdir`."""
-    checkpoints = checkpoint.Checkpoints(pathlib.Path(workdir) / CHECKPOINT_DIR)
+    directory = pathlib.Path(workdir) / run_files.CHECKPOINT_DIR
+    checkpoints = checkpoint.Checkpoints(directory)
     restored = checkpoints.restore(checkpoint.BEST, None)
     checkpoints.close()
     if restored is None:
         raise FileNotFoundError(
-            f"{pathlib.Path(workdir) / CHECKPOINT_DIR / checkpoint.BEST} holds no checkpoint; "
+            f"{directory / checkpoint.BEST} holds no checkpoint; "
             f"train first with `python -m dropout_study.main --config=... --workdir={workdir}`."
         )
     state = restored[0]["state"]
@@ -382,7 +182,7 @@ def _compile(config, dataset, mesh, carry, train_key, process):
     augment_kwargs = dict(config.augment) if _augments(config) else None
     train_jit = jax.jit(
         functools.partial(
-            train_step,
+            train_step.train_step,
             task=config.task,
             l1=config.regularization.l1,
             l2=config.regularization.l2,
@@ -390,7 +190,9 @@ def _compile(config, dataset, mesh, carry, train_key, process):
         ),
         donate_argnums=(0, 1),
     )
-    eval_jit = jax.jit(functools.partial(eval_step, task=config.task), donate_argnums=(1,))
+    eval_jit = jax.jit(
+        functools.partial(train_step.eval_step, task=config.task), donate_argnums=(1,)
+    )
     start = time.perf_counter()
     # Any batch will do: compilation needs shapes, dtypes and shardings only.
     batch = next(pipeline.batches(dataset.train, config.batch_size, seed=0, epoch=0, **process))
@@ -400,7 +202,7 @@ def _compile(config, dataset, mesh, carry, train_key, process):
     batch = next(pipeline.padded_batches(dataset.validation, config.eval_batch_size, **process))
     eval_fn = eval_jit.lower(
         carry["state"],
-        parallel.replicate(zero_eval_sums(), mesh),
+        parallel.replicate(train_step.zero_eval_sums(), mesh),
         parallel.global_batch(batch, mesh),
     ).compile()
     return train_fn, eval_fn, time.perf_counter() - start
@@ -412,10 +214,10 @@ def _augments(config):
 
 def evaluate(loop, state, split):
     """Mean loss and score of `state` over a whole split (validation or test)."""
-    sums = parallel.replicate(zero_eval_sums(), loop.mesh)
+    sums = parallel.replicate(train_step.zero_eval_sums(), loop.mesh)
     for batch in pipeline.padded_batches(split, loop.config.eval_batch_size, **loop.process):
         sums = loop.eval_fn(state, sums, parallel.global_batch(batch, loop.mesh))
-    return _means(sums, loop.config.task)
+    return train_step.means(sums, loop.config.task)
 
 
 def score_test(loop, like, meta):
@@ -470,8 +272,8 @@ def _train_epoch(loop, state, sums, meta):
         bar.update()
         if step % config.log_every_steps == 0:
             _check_finite(sums, loop.checkpoints, steps_per_epoch)
-            running = _means(sums, config.task)
-            score = score_name(config.task)
+            running = train_step.means(sums, config.task)
+            score = train_step.score_name(config.task)
             bar.set_postfix({"loss": f"{running['loss']:.4f}", score: f"{running[score]:.4f}"})
         loop.progress(step)  # triggers on the steps above, once the device has caught up
         every = config.checkpoint_every_steps
@@ -487,7 +289,7 @@ def _train_epoch(loop, state, sums, meta):
 
 def _epoch_record(loop, meta, step, train_metrics, val_metrics, times):
     """The per-epoch metrics line: train/val loss and score, wall times, examples/s."""
-    score = score_name(loop.config.task)
+    score = train_step.score_name(loop.config.task)
     epoch, offset = divmod(meta["step"], loop.steps_per_epoch)
     steps_run = loop.steps_per_epoch - offset
     return {
@@ -518,9 +320,9 @@ def _prepare(config, workdir):
     model = models.create_model(config.model)
     tx = optim.create_optimizer(config.optimizer, steps_per_epoch, config.num_epochs)
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
-    state = create_train_state(model, tx, init_key, dataset.train.x[:1])
-    carry = parallel.replicate({"state": state, "sums": zero_train_sums()}, mesh)
-    checkpoints = checkpoint.Checkpoints(workdir / CHECKPOINT_DIR)
+    state = train_step.create_train_state(model, tx, init_key, dataset.train.x[:1])
+    carry = parallel.replicate({"state": state, "sums": train_step.zero_train_sums()}, mesh)
+    checkpoints = checkpoint.Checkpoints(workdir / run_files.CHECKPOINT_DIR)
     restored = checkpoints.restore(checkpoint.LATEST, carry)
     if restored is None:
         meta = _fresh_meta()
@@ -546,8 +348,8 @@ def train_and_evaluate(config, workdir):
     dataset, mesh, steps_per_epoch, train_key, carry, meta, checkpoints = _prepare(config, workdir)
     num_params = sum(int(np.size(p)) for p in jax.tree.leaves(carry["state"].params))
     if writes:  # recorded once data and model are ready, so a failed start leaves no record
-        (workdir / config_check.CONFIG_FILE).write_text(config_check.config_json(config))
-        _write_json_lines(workdir / METRICS_FILE, meta["history"], "w")
+        (workdir / run_files.CONFIG_FILE).write_text(config_check.config_json(config))
+        _write_json_lines(workdir / run_files.METRICS_FILE, meta["history"], "w")
     # TensorBoard only: each epoch's metrics are logged once, by the epoch loop.
     writer = metric_writers.MultiWriter(
         [metric_writers.SummaryWriter(str(workdir))] if writes else []
@@ -583,12 +385,13 @@ def train_and_evaluate(config, workdir):
         checkpoints.close()
         writer.close()
     info = json.loads(_dumps(dataset.info))
-    summary = summarize(
+    summary = run_summary.summarize(
         config, info, meta, test, num_params=num_params, compile_s=compile_s, workdir=workdir
     )
     if writes:
-        (workdir / SUMMARY_FILE).write_text(_dumps(summary, indent=1, sort_keys=True) + "\n")
-        print(format_summary(summary), flush=True)
+        text = _dumps(summary, indent=1, sort_keys=True) + "\n"
+        (workdir / run_files.SUMMARY_FILE).write_text(text)
+        print(run_summary.format_summary(summary), flush=True)
     return summary
 
 
@@ -599,7 +402,7 @@ def _train_epochs(loop, carry, meta, compile_s, metrics_dir):
     while not meta["done"]:
         start = time.perf_counter()
         state, sums, step = _train_epoch(loop, state, sums, meta)
-        train_metrics = _means(sums, config.task)
+        train_metrics = train_step.means(sums, config.task)
         times = {"train": time.perf_counter() - start, "compile": compile_s}
         start = time.perf_counter()
         val_metrics = evaluate(loop, state, loop.dataset.validation)
@@ -618,13 +421,13 @@ def _train_epochs(loop, carry, meta, compile_s, metrics_dir):
             patience=config.early_stopping.patience,
         )
         meta["done"] = stop or record["epoch"] >= config.num_epochs
-        sums = parallel.replicate(zero_train_sums(), loop.mesh)
+        sums = parallel.replicate(train_step.zero_train_sums(), loop.mesh)
         carry = {"state": state, "sums": sums}
         if improved:
             loop.checkpoints.save(checkpoint.BEST, step, carry, meta)
         loop.checkpoints.save(checkpoint.LATEST, step, carry, meta)
         if metrics_dir is not None:
-            _write_json_lines(metrics_dir / METRICS_FILE, [record], "a")
+            _write_json_lines(metrics_dir / run_files.METRICS_FILE, [record], "a")
         loop.writer.write_scalars(step, {k: v for k, v in record.items() if k != "warmup"})
         loop.writer.flush()
         logging.info("epoch %d: %s", record["epoch"], _dumps(record))

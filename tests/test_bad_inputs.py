@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from dropout_study import checkpoint, config_check, data, dropout, errors, train
+from dropout_study import checkpoint, config_check, data, dropout, errors, run_files, train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ERRORS = (*errors.INPUT_ERRORS, TypeError)  # TypeError: API misuse, outside the command
@@ -47,7 +47,7 @@ def _a_file(tmp_path):
 
 def _other_config_recorded(tmp_path):
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / config_check.CONFIG_FILE).write_text(
+    (tmp_path / "run" / run_files.CONFIG_FILE).write_text(
         config_check.config_json(_cnn(num_epochs=7))
     )
     return _run(tmp_path)
@@ -158,7 +158,7 @@ def test_bad_input_gives_one_line_naming_it(tmp_path, case):
     assert "\n" not in line and "Traceback" not in line
     assert re.search(expected, line), line
     assert len(line) < 800, line  # one line a terminal shows in a few rows
-    assert not list(tmp_path.rglob(train.SUMMARY_FILE))  # no bad input finishes a run
+    assert not list(tmp_path.rglob(run_files.SUMMARY_FILE))  # no bad input finishes a run
 
 
 def _command(*flags, workdir):

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from dropout_study import allocator, bench, models, timing
+from dropout_study import allocator, bench, measure, models
 
 
 def _config(name, **fields):
@@ -49,7 +49,7 @@ def test_allocator_comparison_takes_medians_over_rounds_and_ratios_to_glibc(monk
         rows = [{"model": "imdb_rnn", "step_ms": next(step_ms[name])}]
         pathlib.Path(out).write_text(json.dumps({"allocator": name, "rows": rows}))
 
-    monkeypatch.setattr(timing.subprocess, "run", worker)
+    monkeypatch.setattr(measure.subprocess, "run", worker)
     monkeypatch.setitem(allocator.PATHS, "tcmalloc", lambda: "/lib/libtcmalloc.so")
     monkeypatch.setitem(allocator.PATHS, "mimalloc", lambda: None)
     rows, missing = bench.allocator_rows(

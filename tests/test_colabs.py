@@ -19,7 +19,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from dropout_study import claims, colab_links, masks, report, study
+from dropout_study import claims, colab_links, masks, report, run_files
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COLABS = REPO / "colabs"
@@ -224,7 +224,7 @@ def test_mc_dropout_uncertainty_is_well_formed():
 def test_reading_a_study_shows_the_library_verdicts_of_the_committed_results(monkeypatch):
     monkeypatch.delenv("DROPOUT_STUDY_RESULTS", raising=False)
     nb, got = execute("reading_a_study")
-    manifest, records = study.load_study(COMMITTED_STUDY)
+    manifest, records = run_files.load_study(COMMITTED_STUDY)
     table = report.build_table(records)
     expected = {c.id: claims.evaluate(c, table).verdict for c in claims.for_study("post000")}
     assert got["study"] == manifest["name"] == "post000"

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from dropout_study import config_check, train
+from dropout_study import config_check, run_files, train
 
 NAMES = ("imdb_rnn", "imdb_cnn", "cifar10_vgg", "cifar100_conv", "denoise_unet")
 CONFIGS = [pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{n}.py" for n in NAMES]
@@ -104,7 +104,7 @@ def test_invalid_config_fails_before_any_file_is_written(tmp_path):
 
 def test_workdir_of_a_different_config_is_refused(tmp_path):
     config = _cnn()
-    (tmp_path / config_check.CONFIG_FILE).write_text(config_check.config_json(config))
+    (tmp_path / run_files.CONFIG_FILE).write_text(config_check.config_json(config))
     config_check.check_workdir(config, tmp_path)  # the same config resumes
     config_check.check_workdir(_cnn(checkpoint_every_steps=7, log_every_steps=3), tmp_path)
     with pytest.raises(ValueError, match=r"model.output_rate: 0.5 -> 0.3.*new --workdir"):

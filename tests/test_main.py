@@ -11,7 +11,7 @@ import time
 import jax
 import numpy as np
 
-from dropout_study import checkpoint, train
+from dropout_study import checkpoint, run_files, train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 10  # 640 training reviews in batches of 64
@@ -48,19 +48,19 @@ def _finish(process):
 
 
 def _saved_steps(workdir):
-    latest = workdir / train.CHECKPOINT_DIR / checkpoint.LATEST
+    latest = workdir / run_files.CHECKPOINT_DIR / checkpoint.LATEST
     return sorted(int(p.name) for p in latest.glob("*") if p.name.isdigit())
 
 
 def _records(workdir):
-    lines = (workdir / train.METRICS_FILE).read_text().splitlines()
+    lines = (workdir / run_files.METRICS_FILE).read_text().splitlines()
     return [
         {k: v for k, v in json.loads(line).items() if k not in train.TIME_FIELDS} for line in lines
     ]
 
 
 def _final_checkpoint(workdir, which):
-    ckpts = checkpoint.Checkpoints(workdir / train.CHECKPOINT_DIR)
+    ckpts = checkpoint.Checkpoints(workdir / run_files.CHECKPOINT_DIR)
     state, meta = ckpts.restore(which, None)
     ckpts.close()
     return state, meta
@@ -78,7 +78,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
-    assert not (killed_dir / train.SUMMARY_FILE).exists()
+    assert not (killed_dir / run_files.SUMMARY_FILE).exists()
     resumed_from = _saved_steps(killed_dir)[-1]
     assert resumed_from % STEPS_PER_EPOCH, f"step {resumed_from} is not mid-epoch"
 
@@ -96,7 +96,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
         jax.tree.map(np.testing.assert_array_equal, state, expected)
     recorded = json.loads((killed_dir / "config.json").read_text())
     assert recorded["model"]["output_rate"] == 0.3  # the override reached the run
-    summary = json.loads((killed_dir / train.SUMMARY_FILE).read_text())
+    summary = json.loads((killed_dir / run_files.SUMMARY_FILE).read_text())
     assert summary["steps"] == 3 * STEPS_PER_EPOCH
 
 

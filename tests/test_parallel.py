@@ -24,7 +24,19 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from dropout_study import checkpoint, data, dropout, layers, masks, models, optim, parallel, train
+from dropout_study import (
+    checkpoint,
+    data,
+    dropout,
+    layers,
+    masks,
+    models,
+    optim,
+    parallel,
+    run_files,
+    train,
+    train_step,
+)
 from dropout_study.data import pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -210,16 +222,18 @@ def _invariance_worker(out_dir):
     tx = optim.create_optimizer(config.optimizer, steps_per_epoch, config.num_epochs)
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
     model = models.create_model(config.model)
-    state = train.create_train_state(model, tx, init_key, dataset.train.x[:1])
+    state = train_step.create_train_state(model, tx, init_key, dataset.train.x[:1])
     np.savez(out_dir / "init.npz", **_flat(state.params))
     step = jax.jit(
-        functools.partial(train.train_step, task=config.task, l1=0.0, l2=0.0, augment_kwargs=None)
+        functools.partial(
+            train_step.train_step, task=config.task, l1=0.0, l2=0.0, augment_kwargs=None
+        )
     )
     draw = jax.jit(_dropped)
     x = np.ones((16, 6, 6, 4), np.float32)  # (N, H, W, C)
     for n in DEVICE_COUNTS:
         mesh = parallel.make_mesh(jax.devices()[:n])
-        carry = parallel.replicate({"state": state, "sums": train.zero_train_sums()}, mesh)
+        carry = parallel.replicate({"state": state, "sums": train_step.zero_train_sums()}, mesh)
         batches = pipeline.batches(dataset.train, config.batch_size, seed=config.seed, epoch=0)
         losses = []  # (TRAIN_STEPS,) summed loss of each batch
         for batch in itertools.islice(batches, TRAIN_STEPS):
@@ -288,7 +302,7 @@ def test_train_steps_on_1_2_4_8_devices_give_the_same_parameters(runs):
 
 
 def _records(workdir):
-    lines = (workdir / train.METRICS_FILE).read_text().splitlines()
+    lines = (workdir / run_files.METRICS_FILE).read_text().splitlines()
     return [
         {k: v for k, v in json.loads(line).items() if k not in train.TIME_FIELDS} for line in lines
     ]
@@ -296,8 +310,8 @@ def _records(workdir):
 
 @pytest.mark.slow
 def test_two_processes_train_like_one_process_on_as_many_devices(runs):
-    multi = json.loads((runs["multi"] / train.SUMMARY_FILE).read_text())
-    single = json.loads((runs["single"] / train.SUMMARY_FILE).read_text())
+    multi = json.loads((runs["multi"] / run_files.SUMMARY_FILE).read_text())
+    single = json.loads((runs["single"] / run_files.SUMMARY_FILE).read_text())
     assert multi["devices"] == {"platform": "cpu", "count": 4, "processes": 2}
     assert single["devices"] == {"platform": "cpu", "count": 4, "processes": 1}
     multi_records, single_records = _records(runs["multi"]), _records(runs["single"])
@@ -311,8 +325,8 @@ def test_two_processes_train_like_one_process_on_as_many_devices(runs):
 @pytest.mark.slow
 def test_checkpoint_of_two_processes_restores_in_one_process(runs):
     assert jax.process_count() == 1 and jax.device_count() == 1
-    multi = checkpoint.Checkpoints(runs["multi"] / train.CHECKPOINT_DIR)
-    single = checkpoint.Checkpoints(runs["single"] / train.CHECKPOINT_DIR)
+    multi = checkpoint.Checkpoints(runs["multi"] / run_files.CHECKPOINT_DIR)
+    single = checkpoint.Checkpoints(runs["single"] / run_files.CHECKPOINT_DIR)
     try:
         state, meta = multi.restore(checkpoint.LATEST, None)
         want, want_meta = single.restore(checkpoint.LATEST, None)
@@ -336,8 +350,8 @@ def test_checkpoint_of_two_processes_restores_in_one_process(runs):
     model, variables = train.restore_best(config, runs["multi"])
     validation = data.load(config.data).validation
     logits = model.apply(variables, jnp.asarray(validation.x), train=False)
-    loss, _ = train.per_example(config.task, logits, jnp.asarray(validation.y))
-    best = json.loads((runs["multi"] / train.SUMMARY_FILE).read_text())["best"]
+    loss, _ = train_step.per_example(config.task, logits, jnp.asarray(validation.y))
+    best = json.loads((runs["multi"] / run_files.SUMMARY_FILE).read_text())["best"]
     assert float(jnp.mean(loss)) == pytest.approx(best["val_loss"], rel=LOSS_RTOL)
 
 

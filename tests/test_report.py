@@ -9,14 +9,14 @@ import ml_collections
 import numpy as np
 import pytest
 
-from dropout_study import claims, report, stats, study
+from dropout_study import claims, report, report_plots, run_files, stats, study, sweeps
 
 KEEPS = (0.1, 0.3, 0.5, 0.7, 0.9)
 EPOCHS = 16  # claim 000.6 needs at least 16 epochs
 
 
 def _record(epochs, summary=None, mc_eval=None):
-    return study.RunRecord("t", 0, {}, "done", epochs, summary or {}, mc_eval, None)
+    return run_files.RunRecord("t", 0, {}, "done", epochs, summary or {}, mc_eval, None)
 
 
 def test_run_metrics_of_a_known_curve():
@@ -45,7 +45,8 @@ def test_run_metrics_of_a_known_curve():
     assert m["epoch_time"] == 11.25  # median of the non-warmup epochs 10, 12, 11, 11.5
     assert m["num_params"] == 1234
     assert (
-        report.run_metrics(study.RunRecord("t", 0, {}, "partial", epochs, None, None, None)) == {}
+        report.run_metrics(run_files.RunRecord("t", 0, {}, "partial", epochs, None, None, None))
+        == {}
     )
 
 
@@ -124,7 +125,7 @@ def _post000(seeds=(0, 1, 2)):
     for arch in ("cnn", "lstm"):
         base = ml_collections.ConfigDict({"seed": 0, "model": {"arch": arch, "keep": 1.0}})
         config.sweeps[arch] = ml_collections.ConfigDict(
-            {"base": base, "axes": {"keep": study.axis("model.keep", KEEPS)}}
+            {"base": base, "axes": {"keep": sweeps.axis("model.keep", KEEPS)}}
         )
     return config
 
@@ -157,7 +158,7 @@ def test_claims_with_known_answers_are_supported(supported_world):
 
 def test_a_false_claim_is_contradicted(tmp_path):
     study.run_study(_post000(), tmp_path, train_fn=_world(lstm_time=10.0))
-    table = report.build_table(study.load_study(tmp_path / "post000")[1])
+    table = report.build_table(run_files.load_study(tmp_path / "post000")[1])
     outcome = claims.evaluate(next(c for c in claims.CLAIMS if c.id == "000.3"), table)
     assert outcome.verdict == stats.CONTRADICTED  # ratio ~1.05, far below 1.68/1.25
 
@@ -223,7 +224,7 @@ def test_reliability_and_block_grid_plots(tmp_path):
     base = ml_collections.ConfigDict({"seed": 0, "model": {"rates": (0.0, 0.0)}})
     one_hot = ((0.2, 0.0), (0.5, 0.0), (0.0, 0.2), (0.0, 0.5))
     config.sweeps = ml_collections.ConfigDict(
-        {"blocks": {"base": base, "axes": {"rates": study.axis("model.rates", one_hot)}}}
+        {"blocks": {"base": base, "axes": {"rates": sweeps.axis("model.rates", one_hot)}}}
     )
     bins = {"count": [0, 5, 5], "confidence": [None, 0.5, 0.9], "accuracy": [None, 0.4, 0.8]}
     mc = {
@@ -249,7 +250,7 @@ def test_reliability_and_block_grid_plots(tmp_path):
     for name in ("block_grid_blocks.png", "reliability.png", "denoise_examples.png"):
         assert (out / name).stat().st_size > 5000
     assert (out / "raw" / "blocks-rates0_0.5" / "seed_2" / "examples.npz").exists()
-    conf, acc, count = report._pooled_bins([mc] * 3, "mc")
+    conf, acc, count = report_plots.pooled_bins([mc] * 3, "mc")
     assert count.tolist() == [0, 15, 15] and acc[1:].tolist() == pytest.approx([0.4, 0.8])
 
 
@@ -289,7 +290,7 @@ CLAIM_METRICS = (
 def test_every_claim_finds_its_trials_in_the_cpu_study(name):
     """Claims select trials by sweep, case and axis values: those must exist in the study."""
     path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "studies" / f"{name}.py"
-    config = study.load_config_file(path, "cpu")
+    config = sweeps.load_config_file(path, "cpu")
     rng = np.random.default_rng(0)
     rows = [
         {
@@ -298,7 +299,7 @@ def test_every_claim_finds_its_trials_in_the_cpu_study(name):
             "params": json.loads(json.dumps(t.params())),  # as read back from study.json
             "metrics": {m: float(rng.uniform(0.5, 2.0)) for m in CLAIM_METRICS},
         }
-        for t in study.expand(config)
+        for t in sweeps.expand(config)
         for seed in config.seeds
     ]
     outcomes = [claims.evaluate(c, stats.Table(rows)) for c in claims.for_study(name)]

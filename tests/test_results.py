@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from dropout_study import report, results_index, study
+from dropout_study import report, results_index, run_files, sweeps
 from dropout_study.claims import core as claims_core
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ CONFIGS = REPO / "configs" / "studies"
 
 @pytest.mark.parametrize("name", STUDIES)
 def test_committed_study_holds_every_run_of_its_cpu_scale(name):
-    manifest, records = study.load_study(RESULTS / name / "raw")
+    manifest, records = run_files.load_study(RESULTS / name / "raw")
     assert manifest["name"] == name and manifest["scale"] == "cpu"
     if not results_index.is_current(RESULTS, name, CONFIGS):
         # Runs of an earlier cpu scale, said so in results/README.md: they selected on the test
@@ -36,9 +36,9 @@ def test_committed_study_holds_every_run_of_its_cpu_scale(name):
             if claims_core.HELDOUT in outcome.claim.conditions:
                 assert outcome.verdict == "untested", outcome.claim.id
         return
-    config = study.load_config_file(CONFIGS / f"{name}.py", "cpu")
-    expected = {(t.name, seed) for t in study.expand(config) for seed in config.seeds}
-    assert {(r.trial, r.seed) for r in records if r.status == study.DONE} == expected
+    config = sweeps.load_config_file(CONFIGS / f"{name}.py", "cpu")
+    expected = {(t.name, seed) for t in sweeps.expand(config) for seed in config.seeds}
+    assert {(r.trial, r.seed) for r in records if r.status == run_files.DONE} == expected
 
 
 @pytest.mark.parametrize("name", STUDIES)

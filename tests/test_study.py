@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from dropout_study import results_index
+from dropout_study import mc_dropout, results_index, run_files, sweeps
 from dropout_study import study as study_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -39,12 +39,12 @@ def _study(**sweep_b):
         {
             "base": _base(),
             "cases": {"plain": {}, "bn": {"model": {"batch_norm": True}}},
-            "axes": {"keep": study_lib.axis(("model.rate", "model.input_rate"), (0.9, 0.5))},
+            "axes": {"keep": sweeps.axis(("model.rate", "model.input_rate"), (0.9, 0.5))},
             "mc_samples": 0,
         }
     )
     config.sweeps.b = ml_collections.ConfigDict(
-        {"base": _base(), "axes": {"epochs": study_lib.axis("num_epochs", (1, 2))}, **sweep_b}
+        {"base": _base(), "axes": {"epochs": sweeps.axis("num_epochs", (1, 2))}, **sweep_b}
     )
     return config
 
@@ -70,7 +70,7 @@ class FakeTrain:
 
 
 def test_expansion_names_params_and_configs():
-    trials = study_lib.expand(_study())
+    trials = sweeps.expand(_study())
     names = [t.name for t in trials]
     assert names == [
         "a-bn-keep0.9",
@@ -89,14 +89,14 @@ def test_expansion_names_params_and_configs():
     assert by_name["b-epochs2"].config.num_epochs == 2
     assert by_name["b-epochs2"].params() == {"sweep": "b", "case": "", "epochs": 2}
     # Expansion is stable: the same study gives the same names and configs again.
-    again = study_lib.expand(_study())
+    again = sweeps.expand(_study())
     assert [(t.name, t.config.to_dict()) for t in again] == [
         (t.name, t.config.to_dict()) for t in trials
     ]
 
 
 def test_runs_set_the_seed_seed_major():
-    runs = study_lib.runs_of(_study())
+    runs = sweeps.runs_of(_study())
     assert len(runs) == 6 * 3
     assert [r.seed for r in runs[:6]] == [0] * 6 and runs[6].seed == 1
     assert runs[7].config().seed == 1 and runs[7].trial.config.seed == 0
@@ -104,21 +104,21 @@ def test_runs_set_the_seed_seed_major():
 
 
 def test_format_value():
-    assert study_lib.format_value(0.5) == "0.5"
-    assert study_lib.format_value((0.2, 0, 0.5)) == "0.2_0_0.5"
-    assert study_lib.format_value(True) == "true"
-    assert study_lib.format_value("a/b c") == "a_b_c"
+    assert sweeps.format_value(0.5) == "0.5"
+    assert sweeps.format_value((0.2, 0, 0.5)) == "0.2_0_0.5"
+    assert sweeps.format_value(True) == "true"
+    assert sweeps.format_value("a/b c") == "a_b_c"
 
 
 def test_unknown_override_field_names_the_trial():
     config = _study()
     config.sweeps.a.cases.bn = ml_collections.ConfigDict({"model": {"batchnorm": True}})
     with pytest.raises(ValueError, match=r"a-bn-keep0\.9.*batchnorm"):
-        study_lib.expand(config)
+        sweeps.expand(config)
     config = _study()
     config.sweeps.b.axes.epochs.path = "num_epoch"
     with pytest.raises(ValueError, match="num_epoch"):
-        study_lib.expand(config)
+        sweeps.expand(config)
 
 
 @pytest.mark.parametrize(
@@ -129,14 +129,14 @@ def test_bad_study_fields(field, value, match):
     config = _study()
     config[field] = value
     with pytest.raises(ValueError, match=match):
-        study_lib.expand(config)
+        sweeps.expand(config)
 
 
 def test_duplicate_trial_names_raise():
     config = _study()
     config.sweeps.b.axes.epochs.values = (1, 1)
     with pytest.raises(ValueError, match="not unique"):
-        study_lib.expand(config)
+        sweeps.expand(config)
 
 
 @pytest.mark.parametrize("bad", ["3/3", "1", "-1/2", "a/b", "0/0"])
@@ -154,7 +154,7 @@ def test_shards_partition_the_runs(tmp_path):
     dirs = [call[0] for fake in fakes for call in fake.calls]
     assert len(dirs) == len(set(dirs)) == 18
     assert [len(f.calls) for f in fakes] == [5, 5, 4, 4]
-    _, records = study_lib.load_study(tmp_path / "toy")
+    _, records = run_files.load_study(tmp_path / "toy")
     assert {r.status for r in records} == {"done"} and len(records) == 18
 
 
@@ -175,7 +175,7 @@ def test_finished_runs_are_skipped_and_partial_runs_resume(tmp_path):
     assert [c[0] for c in second.calls] == [str(partial)]
     assert second.calls[0][1]["seed"] == 1
     # The run kept its earlier metrics (train resumes; the study deletes nothing).
-    assert len(study_lib.read_metrics(partial / "metrics.jsonl")) == 2
+    assert len(run_files.read_metrics(partial / "metrics.jsonl")) == 2
 
 
 def test_a_crash_is_recorded_and_the_others_go_on(tmp_path):
@@ -186,7 +186,7 @@ def test_a_crash_is_recorded_and_the_others_go_on(tmp_path):
     assert failed["stage"] == "train"
     assert failed["error"].startswith("RuntimeError: boom in")
     assert "Traceback" in failed["traceback"] and "FakeTrain" not in failed["error"]
-    _, records = study_lib.load_study(tmp_path / "toy")
+    _, records = run_files.load_study(tmp_path / "toy")
     assert sum(r.status == "failed" for r in records) == 3
     # A later run retries the failed runs and clears their record.
     counts = study_lib.run_study(config, tmp_path, train_fn=FakeTrain())
@@ -262,13 +262,13 @@ def test_a_config_under_two_trial_names_runs_once_and_is_shared(tmp_path):
             "cases": {"same": {"num_epochs": 1}, "other": {"num_epochs": 3}},
         }
     )
-    trials = {t.name: t for t in study_lib.expand(config)}
+    trials = {t.name: t for t in sweeps.expand(config)}
     assert trials["c-same"].same_as == "b-epochs1" and not trials["c-other"].same_as
     fake = FakeTrain()
     study_lib.run_study(config, tmp_path, train_fn=fake)
     trained = {pathlib.Path(w).parent.name for w, _ in fake.calls}
     assert "c-same" not in trained and {"b-epochs1", "c-other"} <= trained
-    _, records = study_lib.load_study(tmp_path / "toy")
+    _, records = run_files.load_study(tmp_path / "toy")
     shared = {r.seed: r for r in records if r.trial == "c-same"}
     owner = {r.seed: r for r in records if r.trial == "b-epochs1"}
     assert sorted(shared) == [0, 1, 2] and all(r.status == "done" for r in shared.values())
@@ -279,25 +279,25 @@ def test_read_metrics_dedupes_resumed_epochs_and_tolerates_a_cut_last_line(tmp_p
     path = tmp_path / "metrics.jsonl"
     rows = [{"epoch": 1, "v": 1}, {"epoch": 2, "v": 2}, {"epoch": 2, "v": 3}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"epoch": 3, "v"')
-    assert study_lib.read_metrics(path) == [{"epoch": 1, "v": 1}, {"epoch": 2, "v": 3}]
+    assert run_files.read_metrics(path) == [{"epoch": 1, "v": 1}, {"epoch": 2, "v": 3}]
     path.write_text('{"epoch": 1\n{"epoch": 2}\n')
     with pytest.raises(ValueError, match="line 1"):
-        study_lib.read_metrics(path)
+        run_files.read_metrics(path)
 
 
 def test_load_study_needs_a_manifest(tmp_path):
     with pytest.raises(FileNotFoundError, match="study.json"):
-        study_lib.load_study(tmp_path)
+        run_files.load_study(tmp_path)
 
 
 def test_cli_lists_the_runs_of_a_shard(tmp_path):
     study_file = tmp_path / "toy_study.py"
     study_file.write_text(
         "import ml_collections\n"
-        "from dropout_study import study\n\n"
+        "from dropout_study import sweeps\n\n"
         "def get_config(scale='cpu'):\n"
         "    base = ml_collections.ConfigDict({'seed': 0, 'model': {'rate': 0.0}})\n"
-        "    sweep = {'base': base, 'axes': {'r': study.axis('model.rate', (0.1,))}}\n"
+        "    sweep = {'base': base, 'axes': {'r': sweeps.axis('model.rate', (0.1,))}}\n"
         "    return ml_collections.ConfigDict(\n"
         "        {'name': 'toy', 'scale': scale, 'seeds': (0, 1, 2), 'sweeps': {'s': sweep}})\n"
     )
@@ -351,7 +351,7 @@ def test_evaluate_mc_on_a_tiny_model(monkeypatch):
     y = rng.integers(0, 3, size=40)
     model, variables = _patch_run(monkeypatch, 3, x, y)
     config = ml_collections.ConfigDict({"seed": 1, "eval_batch_size": 16, "data": {}})
-    result = study_lib.evaluate_mc(config, "unused", num_samples=8)
+    result = mc_dropout.evaluate_mc(config, "unused", num_samples=8)
     det_probs = jax.nn.softmax(model.apply(variables, x, train=False))
     assert result["num_examples"] == 40  # 3 batches of 16, the padding excluded
     assert result["deterministic"]["accuracy"] == pytest.approx(
@@ -362,12 +362,12 @@ def test_evaluate_mc_on_a_tiny_model(monkeypatch):
     assert sum(result["mc"]["bins"]["count"]) == 40
     assert result["mc"]["nll"] != pytest.approx(result["deterministic"]["nll"])
     assert 0.0 <= result["mc"]["ece"] <= 1.0 and result["mc"]["mutual_information"] > 0.0
-    assert study_lib.evaluate_mc(config, "unused", num_samples=8) == result  # keyed by the seed
+    assert mc_dropout.evaluate_mc(config, "unused", num_samples=8) == result  # keyed by the seed
 
 
 def test_single_logit_becomes_two_class_logits():
     logits = jnp.array([[0.0], [2.0]])
-    probs = jax.nn.softmax(study_lib._class_logits(logits))
+    probs = jax.nn.softmax(mc_dropout._class_logits(logits))
     assert np.asarray(probs[:, 1]) == pytest.approx(np.asarray(jax.nn.sigmoid(logits[:, 0])))
 
 
@@ -385,8 +385,8 @@ def test_denoise_examples_returns_inputs_targets_and_outputs(monkeypatch):
 def test_axis_repeat_sets_a_per_layer_tuple_from_one_value():
     config = _study()
     config.sweeps.b.base = ml_collections.ConfigDict({"seed": 0, "model": {"rates": (0.0, 0.0)}})
-    config.sweeps.b.axes = {"rate": study_lib.axis("model.rates", (0.3, 0.5), repeat=2)}
-    trial = study_lib.expand(config)[-1]
+    config.sweeps.b.axes = {"rate": sweeps.axis("model.rates", (0.3, 0.5), repeat=2)}
+    trial = sweeps.expand(config)[-1]
     assert trial.name == "b-rate0.5" and trial.params()["rate"] == 0.5
     assert tuple(trial.config.model.rates) == (0.5, 0.5)
 
@@ -403,18 +403,18 @@ def test_study_configs_expand_into_valid_training_configs(path):
     from dropout_study import config_check, models
 
     for scale in ("cpu", "full"):
-        config = study_lib.load_config_file(path, scale)
+        config = sweeps.load_config_file(path, scale)
         assert config.name == path.stem and config.scale == scale
         assert len(config.seeds) >= 3
-        trials = study_lib.expand(config)
-        study_lib.references(config, trials)
+        trials = sweeps.expand(config)
+        sweeps.references(config, trials)
         for trial in trials:
             config_check.validate(trial.config)
             models.create_model(trial.config.model)
             if scale == "cpu":
                 assert trial.config.data.source == "local", trial.name
     with pytest.raises(ValueError, match="scale"):
-        study_lib.load_config_file(path, "tiny")
+        sweeps.load_config_file(path, "tiny")
     text = path.read_text()  # the docstring states the cpu reductions, measured time and command
     results = path.parents[2] / "results"
     if results_index.is_current(results, path.stem, path.parent):

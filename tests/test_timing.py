@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from dropout_study import compact, layers, masks, timing
+from dropout_study import compact, layers, masks, measure, timing, timing_report, timing_sampling
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 OUTPUTS = ("README.md", "sampling.md", "attribution.md", "compact.md", "epochs.md", "results.json")
@@ -26,14 +26,14 @@ def test_measure_interleaves_and_takes_medians():
     def thunk(name, seconds):
         return lambda: calls.append(name) or time.sleep(seconds)
 
-    samples = timing.measure({"a": thunk("a", 0.001), "b": thunk("b", 0.05)}, 4, 0.0)
+    samples = measure.measure({"a": thunk("a", 0.001), "b": thunk("b", 0.05)}, 4, 0.0)
     assert [len(s) for s in samples.values()] == [4, 4]
     assert calls[4:] == ["a", "b", "b", "a", "a", "b", "b", "a"]  # after 2 warm-up calls each
-    assert 0.001 <= timing.median(samples["a"]) < timing.median(samples["b"])
+    assert 0.001 <= measure.median(samples["a"]) < measure.median(samples["b"])
 
 
 def test_markdown_table_and_set_rate():
-    table = timing.markdown_table(["x", "y"], [[0.123456, "s"], [12345.6, 3]])
+    table = timing_report.markdown_table(["x", "y"], [[0.123456, "s"], [12345.6, 3]])
     assert table.splitlines() == ["| x | y |", "|---|---|", "| 0.1235 | s |", "| 12346 | 3 |"]
     config = ml_collections.ConfigDict({"block_rates": (0.2, 0.3), "dense": 0.5, "other": 1})
     assert timing.set_rate(config, ("block_rates", "dense"), 0.7).to_dict() == {
@@ -42,9 +42,9 @@ def test_markdown_table_and_set_rate():
 
 
 def test_unknown_prng_impls_are_reported_not_fatal():
-    ok, missing = timing.available_impls(("threefry2x32", "rbg", "no_such_prng"))
+    ok, missing = timing_sampling.available_impls(("threefry2x32", "rbg", "no_such_prng"))
     assert ok == ["threefry2x32", "rbg"] and list(missing) == ["no_such_prng"]
-    assert jax.random.key_impl(timing.make_key(0, "threefry2x32-nonpartitionable")) == (
+    assert jax.random.key_impl(timing_sampling.make_key(0, "threefry2x32-nonpartitionable")) == (
         jax.random.key_impl(jax.random.key(0))
     )
 
@@ -76,7 +76,7 @@ def test_sample_only_draws_masks_but_leaves_the_input():
 
 def test_sampling_shape_must_tile_rows():
     with pytest.raises(ValueError, match="multiple of 1024"):
-        timing._shape(1000)
+        timing_sampling.sampling_shape(1000)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_quick_sampling_numbers_are_sane(quick_run):
     s = results["sampling"]
     rows = s["impl_rows"] + s["rate_rows"] + s["size_rows"]
     assert {r["impl"] for r in s["impl_rows"]} == {"threefry2x32", "rbg"}
-    assert {r["allocator"] for r in s["size_rows"]} == {"tcmalloc", "system"}
+    assert {r["allocator"] for r in s["size_rows"]} == {"mimalloc", "system"}
     table = (out / "sampling.md").read_text()
     for r in rows:
         assert r["copy_ms"] > 0 and r["dropout_gelem_s"] > 0

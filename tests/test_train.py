@@ -9,7 +9,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dropout_study import checkpoint, config_check, data, models, optim, train
+from dropout_study import (
+    checkpoint,
+    config_check,
+    data,
+    models,
+    optim,
+    run_files,
+    train,
+    train_step,
+)
 from dropout_study.data import pipeline
 
 
@@ -34,7 +43,9 @@ def finished_run(tmp_path_factory):
 
 def test_loss_goes_down_and_accuracy_rises_on_real_data(finished_run):
     _, workdir, _ = finished_run
-    records = [json.loads(line) for line in (workdir / train.METRICS_FILE).read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (workdir / run_files.METRICS_FILE).read_text().splitlines()
+    ]
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records[-1]["train_loss"] < records[0]["train_loss"] - 0.15
     assert records[-1]["val_accuracy"] > 0.65  # 500 balanced test reviews: chance is 0.5
@@ -43,20 +54,22 @@ def test_loss_goes_down_and_accuracy_rises_on_real_data(finished_run):
 
 def test_run_writes_summary_tensorboard_and_checkpoints(finished_run):
     config, workdir, summary = finished_run
-    on_disk = json.loads((workdir / train.SUMMARY_FILE).read_text())
+    on_disk = json.loads((workdir / run_files.SUMMARY_FILE).read_text())
     assert on_disk["best_epoch"] == summary["best_epoch"]
-    records = [json.loads(line) for line in (workdir / train.METRICS_FILE).read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (workdir / run_files.METRICS_FILE).read_text().splitlines()
+    ]
     best = max(records, key=lambda r: r["val_accuracy"])
     assert summary["best_val_accuracy"] == best["val_accuracy"]
     assert summary["data"]["source"] == "sample" and summary["data"]["sizes"]["train"] == 1280
     assert summary["times"]["timed_epochs"] == 2  # the first epoch is not timed
     assert summary["times"]["compile_s"] > 0 and records[1]["compile_s"] == 0.0
     assert list(workdir.glob("events.out.tfevents.*"))
-    ckpts = checkpoint.Checkpoints(workdir / train.CHECKPOINT_DIR)
+    ckpts = checkpoint.Checkpoints(workdir / run_files.CHECKPOINT_DIR)
     assert ckpts.steps(checkpoint.LATEST)[-1] == 60
     assert ckpts.steps(checkpoint.BEST) == [best["step"]]
     ckpts.close()
-    assert json.loads((workdir / config_check.CONFIG_FILE).read_text())["seed"] == config.seed
+    assert json.loads((workdir / run_files.CONFIG_FILE).read_text())["seed"] == config.seed
 
 
 def test_best_checkpoint_reproduces_the_best_validation_accuracy(finished_run):
@@ -84,10 +97,10 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     with pytest.raises(FloatingPointError, match=r"NaN or Inf at step (\d+)") as error:
         train.train_and_evaluate(config, tmp_path)
     bad_step = int(re.search(r"step (\d+)", str(error.value)).group(1))
-    ckpts = checkpoint.Checkpoints(tmp_path / train.CHECKPOINT_DIR)
+    ckpts = checkpoint.Checkpoints(tmp_path / run_files.CHECKPOINT_DIR)
     kept = ckpts.steps(checkpoint.LATEST)
     assert bad_step >= 2 and kept[-1] == bad_step - 1
-    assert str(tmp_path / train.CHECKPOINT_DIR / "latest" / str(kept[-1])) in str(error.value)
+    assert str(tmp_path / run_files.CHECKPOINT_DIR / "latest" / str(kept[-1])) in str(error.value)
     state, _ = ckpts.restore(checkpoint.LATEST, None)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state["state"]["params"]))
     ckpts.close()
@@ -125,12 +138,16 @@ def conv_setup():
     dataset = data.load(config.data)
     model = models.create_model(config.model)
     tx = optim.create_optimizer(config.optimizer, 10, 1)
-    state = train.create_train_state(model, tx, jax.random.key(0), dataset.train.x[:1])
+    state = train_step.create_train_state(model, tx, jax.random.key(0), dataset.train.x[:1])
     batch = next(pipeline.batches(dataset.train, 16, seed=0, epoch=0))
     augment_kwargs = {"crop_pad": 4, "flip": True, "cutout": 0}
     step = jax.jit(
         functools.partial(
-            train.train_step, task="classification", l1=0.0, l2=0.0, augment_kwargs=augment_kwargs
+            train_step.train_step,
+            task="classification",
+            l1=0.0,
+            l2=0.0,
+            augment_kwargs=augment_kwargs,
         )
     )
     return model, state, batch, step
@@ -139,7 +156,7 @@ def conv_setup():
 def test_dropout_and_augmentation_keys_change_with_the_step_only(conv_setup):
     _, state, batch, step = conv_setup
     key = jax.random.key(1)
-    sums = train.zero_train_sums()
+    sums = train_step.zero_train_sums()
     first, _ = step(state, sums, batch, key)
     again, _ = step(state, sums, batch, key)
     later, _ = step(state.replace(step=state.step + 1), sums, batch, key)
@@ -150,7 +167,7 @@ def test_dropout_and_augmentation_keys_change_with_the_step_only(conv_setup):
 
 def test_batch_norm_statistics_move_in_training_only(conv_setup):
     model, state, batch, step = conv_setup
-    new_state, sums = step(state, train.zero_train_sums(), batch, jax.random.key(0))
+    new_state, sums = step(state, train_step.zero_train_sums(), batch, jax.random.key(0))
     moved = jax.tree.map(
         lambda a, b: bool(np.any(a != b)), state.batch_stats, new_state.batch_stats
     )
@@ -166,15 +183,17 @@ def test_batch_norm_statistics_move_in_training_only(conv_setup):
 
 def test_per_example_losses():
     logits = jnp.array([[2.0, 0.0], [0.0, 3.0]])
-    loss, correct = train.per_example("classification", logits, jnp.array([0, 0]))
+    loss, correct = train_step.per_example("classification", logits, jnp.array([0, 0]))
     np.testing.assert_allclose(loss, [np.log1p(np.exp(-2.0)), np.log1p(np.exp(3.0))], rtol=1e-6)
     np.testing.assert_array_equal(correct, [1.0, 0.0])
-    _, correct = train.per_example("classification", jnp.array([[0.5], [-1.0]]), jnp.array([1, 1]))
+    _, correct = train_step.per_example(
+        "classification", jnp.array([[0.5], [-1.0]]), jnp.array([1, 1])
+    )
     np.testing.assert_array_equal(correct, [1.0, 0.0])
     images = jnp.zeros((2, 4, 4, 3))
-    mse, _ = train.per_example("denoise", images + 0.1, images)
+    mse, _ = train_step.per_example("denoise", images + 0.1, images)
     np.testing.assert_allclose(mse, [0.01, 0.01], rtol=1e-5)
-    assert train.psnr(0.01) == pytest.approx(data.denoise.psnr(np.full(3, 0.1), np.zeros(3)))
+    assert train_step.psnr(0.01) == pytest.approx(data.denoise.psnr(np.full(3, 0.1), np.zeros(3)))
 
 
 def test_test_split_is_scored_at_the_validation_selected_checkpoint(finished_run):
@@ -186,14 +205,14 @@ def test_test_split_is_scored_at_the_validation_selected_checkpoint(finished_run
     model, variables = train.restore_best(config, workdir)
     test = data.load(config.data).test
     logits = model.apply(variables, jnp.asarray(test.x), train=False)
-    accuracy = float(jnp.mean(train.per_example(config.task, logits, test.y)[1]))
+    accuracy = float(jnp.mean(train_step.per_example(config.task, logits, test.y)[1]))
     assert summary["test"]["selected"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
 
 
 def test_test_every_epoch_records_the_posts_protocol_without_changing_selection(tmp_path):
     config = _imdb_config(num_epochs=2, test_every_epoch=True)
     summary = train.train_and_evaluate(config, tmp_path)
-    lines = (tmp_path / train.METRICS_FILE).read_text().splitlines()
+    lines = (tmp_path / run_files.METRICS_FILE).read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert all(0.0 < r["test_accuracy"] < 1.0 for r in records)
     assert summary["best_epoch"] == max(records, key=lambda r: r["val_accuracy"])["epoch"]
@@ -205,11 +224,11 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, lear
     config = _imdb_config(num_epochs=2, **{"optimizer.learning_rate": learning_rate})
     with pytest.raises(FloatingPointError, match=r"diverged in epoch 1 \(train loss \d") as err:
         train.train_and_evaluate(config, tmp_path)
-    kept = checkpoint.Checkpoints(tmp_path / train.CHECKPOINT_DIR)
+    kept = checkpoint.Checkpoints(tmp_path / run_files.CHECKPOINT_DIR)
     assert str(tmp_path / "checkpoints" / "latest" / str(kept.steps()[-1])) in str(err.value)
     kept.close()
-    assert not (tmp_path / train.SUMMARY_FILE).exists()
-    assert (tmp_path / train.METRICS_FILE).read_text() == ""
+    assert not (tmp_path / run_files.SUMMARY_FILE).exists()
+    assert (tmp_path / run_files.METRICS_FILE).read_text() == ""
 
 
 def test_a_run_shows_a_progress_bar_and_logs_each_epoch_once(tmp_path, capsys, caplog):

@@ -26,7 +26,7 @@ import pathlib
 
 import ml_collections
 
-from dropout_study import study
+from dropout_study import sweeps
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1]
 SCALES = ("cpu", "full")
@@ -37,7 +37,7 @@ CPU = dict(max_train=3000, holdout_fraction=0.04, max_test=10000, epochs=10)
 
 def _base(file, scale):
     """A training config of configs/<file> at the study's scale, selecting on a holdout."""
-    config = study.load_config_file(CONFIGS / file, "full")
+    config = sweeps.load_config_file(CONFIGS / file, "full")
     config.data.validation = "holdout"
     if scale == "cpu":
         config.data.update(
@@ -73,7 +73,7 @@ def get_config(arg="full"):
         config.sweeps[sweep] = ml_collections.ConfigDict(
             {
                 "base": _base(file, arg),
-                "axes": {"keep": study.axis("model.output_keep_prob", keeps)},
+                "axes": {"keep": sweeps.axis("model.output_keep_prob", keeps)},
                 "reference": f"keep{keeps[-1]:g}",
             }
         )

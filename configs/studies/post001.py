@@ -30,7 +30,7 @@ import pathlib
 
 import ml_collections
 
-from dropout_study import study
+from dropout_study import sweeps
 from dropout_study.claims import post001 as claims
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ CPU = dict(max_train=2000, holdout_fraction=0.05, epochs=25, batch=32)
 
 def _base(scale):
     """configs/cifar10_vgg.py without dropout, at the study's scale, selecting on a holdout."""
-    config = study.load_config_file(CONFIGS / "cifar10_vgg.py", "full")
+    config = sweeps.load_config_file(CONFIGS / "cifar10_vgg.py", "full")
     config.model.block_rates = NO_BLOCKS
     config.model.dense_rates = NO_DENSE
     config.data.update(variant="jpeg", validation="holdout")
@@ -103,6 +103,6 @@ def get_config(arg="full"):
         {"base": base, "cases": _cases(base), "reference": claims.BN}
     )
     config.sweeps.blocks = ml_collections.ConfigDict(
-        {"base": base, "axes": {"rates": study.axis("model.block_rates", one_block)}}
+        {"base": base, "axes": {"rates": sweeps.axis("model.block_rates", one_block)}}
     )
     return config

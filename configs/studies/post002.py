@@ -29,7 +29,7 @@ import pathlib
 
 import ml_collections
 
-from dropout_study import study
+from dropout_study import sweeps
 from dropout_study.claims import post002 as claims
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ CPU = dict(max_train=4000, holdout_fraction=0.05, filters=(16, 32, 64), epochs=1
 
 def _base(scale):
     """configs/cifar100_conv.py on the full CIFAR-100 (JPEG copy) at the study's scale."""
-    config = study.load_config_file(CONFIGS / "cifar100_conv.py", "full")
+    config = sweeps.load_config_file(CONFIGS / "cifar100_conv.py", "full")
     config.data.update(source="local", variant="jpeg", validation="holdout")
     if scale == "cpu":
         config.data.update(max_train=CPU["max_train"], holdout_fraction=CPU["holdout_fraction"])

@@ -42,7 +42,7 @@ import pathlib
 
 import ml_collections
 
-from dropout_study import config_check, study
+from dropout_study import config_check, sweeps
 from dropout_study.claims import post003 as claims
 
 STUDIES = pathlib.Path(__file__).resolve().parent
@@ -97,8 +97,8 @@ def get_config(arg="full"):
     if arg not in SCALES:
         raise ValueError(f"unknown scale {arg!r} of post003.py; use one of {SCALES}.")
     cpu = arg == "cpu"
-    vgg = study.load_config_file(STUDIES / "post001.py", arg).sweeps.vgg.base
-    lstm = study.load_config_file(STUDIES / "post000.py", arg).sweeps.lstm.base
+    vgg = sweeps.load_config_file(STUDIES / "post001.py", arg).sweeps.vgg.base
+    lstm = sweeps.load_config_file(STUDIES / "post000.py", arg).sweeps.lstm.base
     selu = _mlp(arg)
     selu.model.activation = "selu"
     config = ml_collections.ConfigDict()
@@ -117,7 +117,7 @@ def get_config(arg="full"):
     config.sweeps.rate = ml_collections.ConfigDict(
         {
             "base": _mlp(arg),
-            "axes": {"rate": study.axis("model.rates", RATES, repeat=2)},
+            "axes": {"rate": sweeps.axis("model.rates", RATES, repeat=2)},
             "mc_samples": 30 if cpu else 100,
         }
     )

@@ -25,7 +25,7 @@ import pathlib
 
 import ml_collections
 
-from dropout_study import study
+from dropout_study import sweeps
 from dropout_study.claims import post004 as claims
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ CPU = dict(max_train=2000, holdout_fraction=0.05, max_test=2000, epochs=12)
 
 def _base(scale):
     """configs/denoise_unet.py at the study's scale."""
-    config = study.load_config_file(CONFIGS / "denoise_unet.py", "full")
+    config = sweeps.load_config_file(CONFIGS / "denoise_unet.py", "full")
     config.data.update(variant="jpeg", validation="holdout")
     if scale == "cpu":
         config.model.filters = (16, 32, 64)

@@ -4,6 +4,8 @@ import math
 
 import ml_collections
 
+from dropout_study import errors
+
 DATASETS = ("imdb", "cifar10", "cifar100", "denoise")
 SOURCES = ("sample", "local", "tfds")
 VALIDATIONS = ("test", "holdout")
@@ -78,19 +80,12 @@ def resolve(config):
             f"Unknown data config field(s) {unknown} for name={name!r}; allowed: {sorted(full)}."
         )
     full.update(dict(config.items()))
-    check_choice(full, "source", SOURCES)
-    check_choice(full, "validation", VALIDATIONS)
+    errors.check_choice("config.data.source", full.source, SOURCES)
+    errors.check_choice("config.data.validation", full.validation, VALIDATIONS)
     check_range(full, "holdout_fraction", 0.0, 1.0, closed=False)
     for field in ("max_train", "max_eval", "max_test"):
         check_range(full, field, 0, math.inf)
     return full
-
-
-def check_choice(config, field, allowed):
-    """ValueError unless config[field] is one of `allowed`."""
-    value = config[field]
-    if value not in allowed:
-        raise ValueError(f"config.data.{field}={value!r} is not allowed; choose one of {allowed}.")
 
 
 def check_range(config, field, low, high, *, closed=True):

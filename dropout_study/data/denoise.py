@@ -10,6 +10,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from dropout_study import errors
 from dropout_study.data import cifar, data_config, splits
 
 CORRUPTIONS = ("gaussian", "pixelate", "jpeg")
@@ -61,10 +62,10 @@ def psnr(a, b):
 
 def check(config):
     """ValueError naming the first corruption field out of range."""
-    data_config.check_choice(config, "base", BASES)
-    data_config.check_choice(config, "corruption", CORRUPTIONS)
+    errors.check_choice("config.data.base", config.base, BASES)
+    errors.check_choice("config.data.corruption", config.corruption, CORRUPTIONS)
     data_config.check_range(config, "noise_std", 0.0, 1.0)
-    data_config.check_choice(config, "pixelate_factor", (1, 2, 4, 8, 16, 32))
+    errors.check_choice("config.data.pixelate_factor", config.pixelate_factor, (1, 2, 4, 8, 16, 32))
     data_config.check_range(config, "jpeg_quality", 1, 95)
 
 

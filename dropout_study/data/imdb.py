@@ -15,6 +15,7 @@ import lzma
 import numpy as np
 from absl import logging
 
+from dropout_study import errors
 from dropout_study.data import data_config, files, splits, tfds_source
 
 LOCAL_NPZ = "imdb/imdb_rebuilt.npz"
@@ -98,8 +99,8 @@ def keras_ids(reviews, config, vocab_size):
 def check(config):
     """ValueError naming the first IMDB field out of range."""
     data_config.check_range(config, "maxlen", 1, np.inf)
-    data_config.check_choice(config, "padding", ("pre", "post"))
-    data_config.check_choice(config, "truncating", ("pre", "post"))
+    errors.check_choice("config.data.padding", config.padding, ("pre", "post"))
+    errors.check_choice("config.data.truncating", config.truncating, ("pre", "post"))
     for field in ("skip_top", "index_from", "start_char", "oov_char"):
         data_config.check_range(config, field, 0, np.inf)
     if config.num_words:

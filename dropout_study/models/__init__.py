@@ -14,6 +14,7 @@ import flax.linen as nn
 import ml_collections
 from ml_collections import config_dict
 
+from dropout_study import errors
 from dropout_study.models import fields
 from dropout_study.models.conv_family import ConvFamily
 from dropout_study.models.mlp import MLP
@@ -37,7 +38,7 @@ KEEP_PROB_SITES = {"text_cnn": ("output",), "lstm": ("input", "recurrent", "outp
 
 
 def _check_name(name) -> str:
-    fields.check_choice("model.name", name, tuple(MODELS))
+    errors.check_choice("model.name", name, tuple(MODELS))
     return name
 
 

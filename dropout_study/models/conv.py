@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dropout_study.models import fields
+from dropout_study import errors
 
 IMPLS = ("auto", "xla", "im2col")
 PADDINGS = ("SAME", "VALID")
@@ -26,7 +26,7 @@ PADDINGS = ("SAME", "VALID")
 
 def uses_im2col(impl: str, spatial_dims: int) -> bool:
     """Whether `impl` means im2col here ("auto": for 2-D and 3-D kernels on the CPU backend)."""
-    fields.check_choice("conv_impl", impl, IMPLS)
+    errors.check_choice("conv_impl", impl, IMPLS)
     auto = spatial_dims >= 2 and jax.default_backend() == "cpu"
     return impl == "im2col" or (impl == "auto" and auto)
 
@@ -62,8 +62,8 @@ class Conv(nn.Module):
     def __post_init__(self):
         if not 1 <= len(self.kernel_size) <= 3:
             raise ValueError(f"kernel_size={self.kernel_size!r} must have 1 to 3 spatial axes.")
-        fields.check_choice("padding", self.padding, PADDINGS)
-        fields.check_choice("conv_impl", self.impl, IMPLS)
+        errors.check_choice("padding", self.padding, PADDINGS)
+        errors.check_choice("conv_impl", self.impl, IMPLS)
         super().__post_init__()
 
     @nn.compact

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dropout_study import layers
+from dropout_study import errors, layers
 from dropout_study.masks import DEFAULT_SAMPLER, check_sampler
 from dropout_study.models import conv, fields
 from dropout_study.models.vgg import batch_norm, max_pool_2x2
@@ -44,11 +44,11 @@ class ConvFamily(nn.Module):
     conv_impl: str = "auto"
 
     def __post_init__(self):
-        fields.check_choice("arch", self.arch, ARCHS)
-        fields.check_choice("head", self.head, HEADS)
+        errors.check_choice("arch", self.arch, ARCHS)
+        errors.check_choice("head", self.head, HEADS)
         fields.check_rates("rate", self.rate)
         check_sampler(self.sampler)
-        fields.check_choice("conv_impl", self.conv_impl, conv.IMPLS)
+        errors.check_choice("conv_impl", self.conv_impl, conv.IMPLS)
         super().__post_init__()
 
     @nn.compact

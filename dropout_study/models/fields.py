@@ -7,17 +7,11 @@ pair into one rate and `record_rate_pairs` writes both back, so a recorded confi
 
 from collections.abc import Sequence
 
-from dropout_study import dropout, layers
+from dropout_study import dropout, errors, layers
 from dropout_study.masks import check_sampler
 
 # Variants that act elementwise, for dropout on (N, F) features or time-major sequences.
 ELEMENTWISE_VARIANTS = tuple(v for v in layers.VARIANTS if v not in ("spatial", "dropblock"))
-
-
-def check_choice(name: str, value, allowed: Sequence) -> None:
-    """Raises ValueError unless `value` is one of `allowed`; the message names the field."""
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {tuple(allowed)}; pick one of these.")
 
 
 def check_level_rates(name: str, rates: Sequence, levels: int) -> None:
@@ -65,7 +59,7 @@ def record_rate_pairs(config, sites: Sequence[str]):
 
 def check_dropout(name: str, variant: str, sampler: str, allowed=layers.VARIANTS) -> None:
     """Raises ValueError unless `variant` is usable at this site and `sampler` is known."""
-    check_choice(name, variant, allowed)
+    errors.check_choice(name, variant, allowed)
     check_sampler(sampler)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 
-from dropout_study import layers
+from dropout_study import errors, layers
 from dropout_study.masks import DEFAULT_SAMPLER
 from dropout_study.models import fields
 
@@ -35,13 +35,13 @@ class MLP(nn.Module):
     sampler: str = DEFAULT_SAMPLER
 
     def __post_init__(self):
-        fields.check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        errors.check_choice("activation", self.activation, tuple(ACTIVATIONS))
         fields.check_level_rates("rates", self.rates, len(self.hidden))
         fields.check_dropout(
             "dropout_variant", self.dropout_variant, self.sampler,
             ("auto", *fields.ELEMENTWISE_VARIANTS),
         )  # fmt: skip
-        fields.check_choice("kernel_init", self.kernel_init, ("auto", *KERNEL_INITS))
+        errors.check_choice("kernel_init", self.kernel_init, ("auto", *KERNEL_INITS))
         super().__post_init__()
 
     @nn.compact

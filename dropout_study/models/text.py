@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from dropout_study import dropout as dropout_lib
-from dropout_study import layers
+from dropout_study import errors, layers
 from dropout_study.masks import DEFAULT_SAMPLER
 from dropout_study.models import conv, fields
 from dropout_study.models.recurrence import lstm_recurrence
@@ -47,7 +47,7 @@ class TextCNN(nn.Module):
     conv_impl: str = "auto"
 
     def __post_init__(self):
-        fields.check_choice("conv_impl", self.conv_impl, conv.IMPLS)
+        errors.check_choice("conv_impl", self.conv_impl, conv.IMPLS)
         if not self.kernel_sizes or min(self.kernel_sizes) < 1:
             raise ValueError(
                 f"kernel_sizes={tuple(self.kernel_sizes)} must list one or more widths >= 1."
@@ -129,7 +129,7 @@ class LSTMClassifier(nn.Module):
     sampler: str = DEFAULT_SAMPLER
 
     def __post_init__(self):
-        fields.check_choice("input_mode", self.input_mode, INPUT_MODES)
+        errors.check_choice("input_mode", self.input_mode, INPUT_MODES)
         for site in ("input", "recurrent", "output"):
             fields.check_rates(f"{site}_rate", getattr(self, f"{site}_rate"))
         fields.check_dropout(

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dropout_study import layers
+from dropout_study import errors, layers
 from dropout_study.masks import DEFAULT_SAMPLER
 from dropout_study.models import conv, fields
 from dropout_study.models.vgg import batch_norm, max_pool_2x2
@@ -38,8 +38,8 @@ class UNet(nn.Module):
         fields.check_level_rates("encoder_rates", self.encoder_rates, levels)
         fields.check_level_rates("skip_rates", self.skip_rates, levels)
         fields.check_dropout("dropout_variant", self.dropout_variant, self.sampler)
-        fields.check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
-        fields.check_choice("conv_impl", self.conv_impl, conv.IMPLS)
+        errors.check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
+        errors.check_choice("conv_impl", self.conv_impl, conv.IMPLS)
         super().__post_init__()
 
     @nn.compact

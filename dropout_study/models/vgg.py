@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dropout_study import layers
+from dropout_study import errors, layers
 from dropout_study.masks import DEFAULT_SAMPLER
 from dropout_study.models import conv, fields
 
@@ -59,7 +59,7 @@ class VGG(nn.Module):
         fields.check_level_rates("block_rates", self.block_rates, levels)
         fields.check_level_rates("dense_rates", self.dense_rates, NUM_DENSE)
         fields.check_dropout("block_variant", self.block_variant, self.sampler)
-        fields.check_choice("conv_impl", self.conv_impl, conv.IMPLS)
+        errors.check_choice("conv_impl", self.conv_impl, conv.IMPLS)
         fields.check_dropout(
             "dense_variant", self.dense_variant, self.sampler, fields.ELEMENTWISE_VARIANTS
         )

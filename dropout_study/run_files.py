@@ -1,0 +1,135 @@
+"""The files a run and a study leave on disk: their names, the run-folder layout, and reading
+them back.
+
+One training run's workdir holds `config.json`, `metrics.jsonl` (a row per epoch),
+`summary.json` (written last: a workdir holding it holds a finished run) and `checkpoints/`.
+A study puts each run at `WORKDIR/<study>/<trial>/seed_<k>/`, next to `study.json`, and adds
+`failed.json`, `mc_eval.json` or `examples.npz` to a run's folder. Nothing here imports
+TensorFlow or JAX, so the report and the finished-run check stay light.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+CHECKPOINT_DIR = "checkpoints"
+MANIFEST = "study.json"
+FAILED = "failed.json"
+MC_EVAL = "mc_eval.json"
+EXAMPLES = "examples.npz"
+EVAL_OUTPUTS = {"mc_samples": MC_EVAL, "examples": EXAMPLES}  # study evaluation -> its file
+SEED_DIR_PREFIX = "seed_"
+DONE, SKIPPED, FAILED_STATUS, PARTIAL, PENDING = "done", "skipped", "failed", "partial", "pending"
+
+
+def run_name(trial, seed):
+    """`<trial>/seed_<k>`: the one place a run's folder name is built (also its name in logs)."""
+    return f"{trial}/{SEED_DIR_PREFIX}{seed}"
+
+
+def run_dir(study_dir, trial, seed):
+    """`<study_dir>/<trial>/seed_<k>`: where a study's run lives."""
+    return pathlib.Path(study_dir) / run_name(trial, seed)
+
+
+def seeds_on_disk(trial_dir):
+    """The seeds with a run folder under `trial_dir`."""
+    found = pathlib.Path(trial_dir).glob(f"{SEED_DIR_PREFIX}*")
+    return {int(p.name.removeprefix(SEED_DIR_PREFIX)) for p in found if p.is_dir()}
+
+
+def write_json(path, obj):
+    """Writes JSON atomically (temporary file, then rename), so readers never see half a file."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    """The JSON object in `path`, or None when the file does not exist."""
+    path = pathlib.Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_metrics(path):
+    """The per-epoch rows of `metrics.jsonl`, one per epoch (a resumed run's repeat wins).
+
+    A last line cut off by a crash is ignored; a damaged line elsewhere raises ValueError.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = {}
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(
+                f"{path} line {i + 1} is not JSON ({e}); delete the run to redo."
+            ) from e
+        rows[row["epoch"]] = row
+    return [rows[e] for e in sorted(rows)]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """What one run left on disk: its per-epoch metrics, summary, evaluations or failure."""
+
+    trial: str
+    seed: int
+    params: dict
+    status: str  # 'done', 'failed', 'partial' (metrics but no summary) or 'pending'
+    epochs: list
+    summary: dict | None
+    mc_eval: dict | None
+    failure: dict | None
+    directory: pathlib.Path | None = None  # the run's folder (a shared trial's: its owner's)
+
+
+def run_status(run_dir):
+    """'done', 'failed', 'partial' or 'pending' for a run directory."""
+    run_dir = pathlib.Path(run_dir)
+    if (run_dir / FAILED).exists():
+        return FAILED_STATUS
+    if (run_dir / SUMMARY_FILE).exists():
+        return DONE
+    return PARTIAL if (run_dir / METRICS_FILE).exists() else PENDING
+
+
+def load_study(study_dir):
+    """(manifest, [RunRecord]) for every trial of the manifest and every seed found or planned."""
+    study_dir = pathlib.Path(study_dir)
+    found = read_json(study_dir / MANIFEST)
+    if found is None:
+        raise FileNotFoundError(
+            f"{study_dir / MANIFEST} does not exist; point --workdir at a study's folder "
+            "(WORKDIR/<study>) written by `python -m dropout_study.study`."
+        )
+    records = []
+    for trial in found["trials"]:
+        owner = trial.get("same_as") or trial["name"]  # shared runs live in the owner's folder
+        for seed in sorted(seeds_on_disk(study_dir / owner) | set(found["seeds"])):
+            directory = run_dir(study_dir, owner, seed)
+            records.append(
+                RunRecord(
+                    trial=trial["name"],
+                    seed=seed,
+                    params=trial["params"],
+                    status=run_status(directory),
+                    epochs=read_metrics(directory / METRICS_FILE),
+                    summary=read_json(directory / SUMMARY_FILE),
+                    mc_eval=read_json(directory / MC_EVAL),
+                    failure=read_json(directory / FAILED),
+                    directory=directory,
+                )
+            )
+    return found, records
