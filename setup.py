@@ -7,6 +7,7 @@ INSTALL_REQUIRES = [
     "flax>=0.10.0",
     "optax>=0.2.4",
     "orbax-checkpoint>=0.11.0",
+    "etils[epath]>=1.7",  # workdir paths: local folders and gs:// buckets alike
     "tensorflow-datasets>=4.9.7",
     "ml-collections>=1.0.0",
     "absl-py>=2.1.0",

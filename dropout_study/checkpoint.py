@@ -6,10 +6,10 @@ writes a step to a temporary directory and renames it when complete, so a proces
 saving leaves the previous checkpoint intact.
 """
 
-import pathlib
-
 import jax
 import orbax.checkpoint as ocp
+
+from dropout_study import run_files
 
 LATEST = "latest"
 BEST = "best"
@@ -35,7 +35,8 @@ class Checkpoints:
     """The 'latest' (two kept, for resume) and 'best' (one kept) checkpoints under `directory`."""
 
     def __init__(self, directory):
-        self.directory = pathlib.Path(directory).absolute()
+        directory = run_files.path(directory)
+        self.directory = directory if run_files.is_remote(directory) else directory.absolute()
         self._managers = {
             LATEST: _manager(self.directory / LATEST, 2),
             BEST: _manager(self.directory / BEST, 1),

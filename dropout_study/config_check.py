@@ -267,21 +267,23 @@ def finished_summary(config, workdir):
     Checks the workdir first (check_workdir), so a finished run of another config is refused.
     """
     check_workdir(config, workdir)
-    path = pathlib.Path(workdir) / run_files.SUMMARY_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    return run_files.read_json(run_files.path(workdir) / run_files.SUMMARY_FILE)
 
 
 def check_workdir(config, workdir):
     """Refuses a workdir that cannot hold a run, or holds a run of a different config.
 
     Resuming with a different config would mix two runs' results in one workdir. Fields in
-    RUN_CONTROL_FIELDS may differ. Nothing is created here.
+    RUN_CONTROL_FIELDS may differ. Nothing is created here. A bucket (gs://) must be reachable.
     """
-    _check_writable(pathlib.Path(workdir))
-    path = pathlib.Path(workdir) / run_files.CONFIG_FILE
-    if not path.exists():
+    if run_files.is_remote(workdir):
+        run_files.check_reachable(workdir)
+    else:
+        _check_writable(pathlib.Path(workdir))
+    old = run_files.read_json(run_files.path(workdir) / run_files.CONFIG_FILE)
+    if old is None:
         return
-    old = _flatten(json.loads(path.read_text()))
+    old = _flatten(old)
     new = _flatten(json.loads(config_json(config)))
     differ = sorted(
         k

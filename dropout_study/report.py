@@ -13,7 +13,6 @@ import inspect
 import math
 import pathlib
 import shlex
-import shutil
 import statistics
 
 import numpy as np
@@ -73,7 +72,7 @@ def run_metrics(record):
     rows = record.epochs
     if record.summary is None or not rows:
         return {}
-    score = "psnr" if "val_psnr" in rows[0] else "accuracy"
+    score = record.score
     val = np.array([r[f"val_{score}"] for r in rows], dtype=np.float64)
     loss = np.array([r["val_loss"] for r in rows], dtype=np.float64)
     best = int(np.argmax(val))
@@ -376,20 +375,24 @@ def report_markdown(manifest, records, table, outcomes, diff_rows, plots, regene
 
 
 def copy_raw(study_dir, records, raw_dir):
-    """Copies the small per-run files and study.json to raw_dir (same layout)."""
+    """Copies the small per-run files and study.json to the local raw_dir (same layout).
+
+    `study_dir` may be a bucket (gs://): the files are read through run_files.path.
+    """
+    study_dir = run_files.path(study_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(study_dir / run_files.MANIFEST, raw_dir / run_files.MANIFEST)
+    (raw_dir / run_files.MANIFEST).write_bytes((study_dir / run_files.MANIFEST).read_bytes())
     for r in records:
         target = raw_dir / r.directory.relative_to(study_dir)  # shared runs: once, as the owner's
         for name in RAW_FILES:
             if (r.directory / name).exists():
                 target.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(r.directory / name, target / name)
+                (target / name).write_bytes((r.directory / name).read_bytes())
 
 
 def find_study_dir(workdir, name=""):
     """The folder holding study.json: `workdir` itself, workdir/<name>, or its only study."""
-    workdir = pathlib.Path(workdir)
+    workdir = run_files.path(workdir)
     if (workdir / run_files.MANIFEST).exists() and not name:
         return workdir
     if name:
@@ -407,7 +410,7 @@ def find_study_dir(workdir, name=""):
 
 def write_report(study_dir, out):
     """Writes REPORT.md, CSV tables and PNG plots of the study in `study_dir` to `out`."""
-    study_dir, out = pathlib.Path(study_dir), pathlib.Path(out)
+    study_dir, out = run_files.path(study_dir), pathlib.Path(out)
     manifest, records = run_files.load_study(study_dir)
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "raw"

@@ -30,7 +30,7 @@ def plot_curves(records, trials_by_sweep, out):
             runs = [r for r in records if r.trial == trial and r.summary is not None and r.epochs]
             if not runs:
                 continue
-            score = "psnr" if "val_psnr" in runs[0].epochs[0] else "accuracy"
+            score = runs[0].score
             length = min(len(r.epochs) for r in runs)
             curve = np.mean([[e[f"val_{score}"] for e in r.epochs[:length]] for r in runs], 0)
             ax.plot(np.arange(1, length + 1), curve, label=f"{trial} (n={len(runs)})")
@@ -184,7 +184,8 @@ def plot_denoise_examples(records, out, count=4):
     for r in records:
         path = r.directory / run_files.EXAMPLES
         if r.trial not in shown and path.exists():
-            shown[r.trial] = np.load(path)
+            with path.open("rb") as f:
+                shown[r.trial] = dict(np.load(f))
     if not shown:
         return []
     first = next(iter(shown.values()))

@@ -18,7 +18,6 @@ import json
 import logging as std_logging
 import math
 import os
-import pathlib
 import platform
 import re
 import sys
@@ -91,9 +90,9 @@ def manifest(study, trials, command=""):
 
 def write_manifest(study_dir, new):
     """Writes `study.json`; refuses when a trial of the same name has a different config."""
-    path = pathlib.Path(study_dir) / run_files.MANIFEST
-    if path.exists():
-        old = json.loads(path.read_text())
+    path = run_files.path(study_dir) / run_files.MANIFEST
+    old = run_files.read_json(path)
+    if old is not None:
         old_configs = {t["name"]: t["config"] for t in old["trials"]}
         for t in new["trials"]:
             before = old_configs.get(t["name"], t["config"])
@@ -119,7 +118,7 @@ def write_manifest(study_dir, new):
 def record_failure(run_dir, stage, error):
     """Writes the error and its traceback to `failed.json` in the run's directory."""
     run_files.write_json(
-        pathlib.Path(run_dir) / run_files.FAILED,
+        run_files.path(run_dir) / run_files.FAILED,
         {
             "stage": stage,
             "error": f"{type(error).__name__}: {error}",
@@ -135,8 +134,9 @@ def _save(path, result):
         run_files.write_json(path, result)
         return
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **result)
-    os.replace(tmp, path)
+    with tmp.open("wb") as f:
+        np.savez_compressed(f, **result)
+    tmp.replace(path)
 
 
 def run_one(run, run_dir, train_fn, eval_fns, primary=True):
@@ -145,7 +145,7 @@ def run_one(run, run_dir, train_fn, eval_fns, primary=True):
     `eval_fns`: run_files.EVAL_OUTPUTS field -> fn(config, workdir, value) -> result to save.
     Only the `primary` process (JAX process 0, as in training) writes files.
     """
-    run_dir = pathlib.Path(run_dir)
+    run_dir = run_files.path(run_dir)
     summary = run_dir / run_files.SUMMARY_FILE
     status = SKIPPED
     stage = "train"
@@ -185,7 +185,8 @@ def run_study(
     over several JAX processes (unsharded) needs a workdir that every process sees.
     """
     runs = shard(sweeps.runs_of(study), shard_index, shard_count)
-    study_dir = pathlib.Path(workdir) / study.name
+    run_files.check_reachable(workdir)
+    study_dir = run_files.path(workdir) / study.name
     primary = jax.process_index() == 0
     if primary:
         write_manifest(study_dir, manifest(study, sweeps.expand(study), command))
@@ -271,7 +272,7 @@ def main(argv):
     f = flags.FLAGS
     study, (index, count) = f.config, parse_shard(f.shard)
     if f.list:
-        study_dir = pathlib.Path(f.workdir) / study.name
+        study_dir = run_files.path(f.workdir) / study.name
         for run in shard(sweeps.runs_of(study), index, count):
             print(f"{run.name}: {run_files.run_status(run.directory(study_dir))}")
         return 0

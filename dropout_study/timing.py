@@ -4,8 +4,8 @@
 
 Parts (see configs/timing.py for every size, rate and model):
   1. sampling: every mask sampler x PRNG implementation (and threefry without
-     `jax_threefry_partitionable`), the rate, sizes and dtypes under glibc malloc and tcmalloc
-     (one subprocess each): elements/s and the ratio to a scaled copy of the same tensor.
+     `jax_threefry_partitionable`), the rate, sizes and dtypes under each allocator the config
+     names (one subprocess each): elements/s and the ratio to a scaled copy of the same tensor.
   2. attribution: each study model's real train step with dropout off, with masks sampled but
      not applied, and with full dropout: step time = rest + mask sampling + mask application.
   3. compact: dropout that skips the dropped units (`compact.py`) against its masked twin,
@@ -16,8 +16,8 @@ Outputs in `output_dir`: README.md (command, machine, versions, targets, answers
 speed claims), one markdown table per part, PNG plots and results.json with every sample.
 
 Timing rules (dropout_study.measure): functions are compiled ahead of time, the methods compared
-are interleaved within each repeat, and tables show medians over repeats. Parts 1 and 5 live in
-timing_sampling and timing_report; this module holds the train-step parts and the runner.
+are interleaved within each repeat, and tables show medians over repeats. Part 1 lives in
+timing_sampling and the outputs in timing_report; this module holds parts 2-4 and the runner.
 """
 
 import datetime

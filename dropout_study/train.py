@@ -1,19 +1,19 @@
-"""The jit training loop: train and eval steps, per-epoch metrics, checkpoints and exact resume.
+"""The training loop: epochs of jit steps (train_step), per-epoch metrics, checkpoints, resume.
 
 `train_and_evaluate(config, workdir)` is the one entry point (the main command, studies and
 notebooks call it). Each step's dropout and augmentation keys are the run's key folded with the
 step, and the training batches are a function of (seed, epoch) alone, so a run resumed from a
 checkpoint taken at any step repeats the uninterrupted run bit for bit.
 
-Workdir layout: `config.json` (the run's config), `metrics.jsonl` (one JSON line per epoch),
-TensorBoard event files, `checkpoints/{latest,best}/<step>/` and, at the end, `summary.json`.
+Workdir layout (file names in run_files): `config.json` (the run's config), `metrics.jsonl` (one
+JSON line per epoch), TensorBoard event files, `checkpoints/{latest,best}/<step>/` and, at the
+end, `summary.json`.
 """
 
 import dataclasses
 import functools
 import json
 import math
-import pathlib
 import time
 from typing import Any
 
@@ -140,7 +140,7 @@ def _fresh_meta():
 
 def restore_best(config, workdir):
     """(model, variables) of the best checkpoint of a finished or partial run in `workdir`."""
-    directory = pathlib.Path(workdir) / run_files.CHECKPOINT_DIR
+    directory = run_files.path(workdir) / run_files.CHECKPOINT_DIR
     checkpoints = checkpoint.Checkpoints(directory)
     restored = checkpoints.restore(checkpoint.BEST, None)
     checkpoints.close()
@@ -155,7 +155,7 @@ def restore_best(config, workdir):
 
 
 def _write_json_lines(path, records, mode):
-    with open(path, mode) as f:
+    with path.open(mode) as f:
         for record in records:
             f.write(_dumps(record) + "\n")
 
@@ -339,7 +339,7 @@ def train_and_evaluate(config, workdir):
     writing metrics.jsonl, TensorBoard summaries, checkpoints and finally summary.json.
     """
     config_check.validate(config)
-    workdir = pathlib.Path(workdir)
+    workdir = run_files.path(workdir)
     finished = config_check.finished_summary(config, workdir)
     if finished is not None:  # a finished run is left exactly as it is
         logging.info("%s is finished; nothing to do", workdir)

@@ -1,6 +1,7 @@
 """Launch scripts: valid shell, shellcheck-clean, and dry runs that print the commands they run."""
 
 import pathlib
+import shlex
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,28 @@ def test_tpu_pod_dry_run_runs_the_command_on_every_worker():
     assert not any(
         line.startswith("gcloud compute tpus tpu-vm scp") and "--worker=0" in line for line in lines
     ), "a gs:// workdir needs no copy back"
+
+
+def _tpu_pod_dry_run(*args):
+    """The dry run's commands, each split into its words as the shell would."""
+    lines = _dry_run("tpu_pod.sh", "--dry-run", "--name", "pod", "--zone", "z", *args, "--", *MAIN)
+    return [shlex.split(line) for line in lines]
+
+
+def test_tpu_pod_copies_a_local_data_folder_to_every_worker_beside_the_checkout():
+    commands = _tpu_pod_dry_run("--data", "../shared/data", "--workdir", "gs://bucket/run")
+    (copy,) = [c for c in commands if "../shared/data" in c]
+    assert copy[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "scp"] and "--worker=all" in copy
+    assert copy[-1] == "pod:~/shared/data"  # <checkout>/../shared/data: where 'local' reads
+    (run,) = [c for c in commands if "dropout_study.main" in c[-1]]
+    assert commands.index(copy) < commands.index(run) and "TFDS_DATA_DIR" not in run[-1]
+
+
+def test_tpu_pod_gives_a_gcs_tfds_folder_to_every_worker_as_tfds_data_dir():
+    commands = _tpu_pod_dry_run("--data", "gs://bucket/tfds", "--workdir", "gs://bucket/run")
+    (run,) = [c for c in commands if "dropout_study.main" in c[-1]]
+    assert run[-1].startswith("cd ~/dropout_study && TFDS_DATA_DIR=gs://bucket/tfds python -m")
+    assert not any("~/shared/data" in " ".join(c) for c in commands)
 
 
 def test_tpu_pod_refuses_missing_arguments():
