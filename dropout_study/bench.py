@@ -251,7 +251,12 @@ def main(argv):
             {k: v for k, v in r.items() if k != "bench"}
             for r in step_rows(_MODELS.value, _REPEATS.value)
         ]
-        payload = {"allocator": allocator.active(), "rows": rows}
+        kinds = machine.device_kinds()
+        payload = {
+            "allocator": allocator.active(),
+            "devices": f"{len(kinds)} x {kinds[0]}",
+            "rows": rows,
+        }
         pathlib.Path(_STEPS_JSON.value).write_text(json.dumps(payload))
         return
     model_rows, pipeline_rows = run(

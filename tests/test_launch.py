@@ -97,3 +97,15 @@ def test_slurm_array_substitutes_the_shard():
 def test_gpu_node_sets_visible_devices():
     (line,) = _dry_run("gpu_node.sh", "--dry-run", "--gpus", "0,1", "--", *MAIN)
     assert "CUDA_VISIBLE_DEVICES=0\\,1" in line and line.rstrip().endswith("cifar10_vgg.py")
+
+
+def test_gpu_check_dry_run_checks_the_gpu_then_tests_benches_and_projects():
+    commands = [shlex.split(line) for line in _dry_run("gpu_check.sh", "--dry-run", "--out", "o")]
+    assert "d.platform == 'gpu'" in commands[0][-1]  # nothing runs on a machine without one
+    assert commands[1][1:4] == ["-m", "pytest", "-q"] and "tests/test_train.py" in commands[1]
+    bench = [c for c in commands if c[1:3] == ["-m", "dropout_study.bench"]]
+    assert "--readme_dir=o" in bench[0] and "--steps_json=o/vgg_steps.json" in bench[1]
+    (last,) = commands[-1:]
+    assert last[1:3] == ["-m", "dropout_study.projection"]
+    assert "--steps_json=o/vgg_steps.json" in last and "--out=o/projection.md" in last
+    assert "--study=configs/studies/post001.py:full" in last
