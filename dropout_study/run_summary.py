@@ -9,14 +9,15 @@ import jax
 from dropout_study import allocator, models, train_step
 
 
-def summarize(config, info, meta, test, *, num_params, compile_s, workdir):
+def summarize(config, info, progress, test, *, num_params, compile_s, workdir):
     """The run's short summary: best epoch and value, test scores, data source and sizes, times.
 
-    `test`: score_test's {"selected": ..., "final": ...} (None on processes that write nothing).
+    `progress`: the run's final train.Progress. `test`: score_test's {"selected": ...,
+    "final": ...} (None on processes that write nothing).
     """
-    history = meta["history"]
+    history = progress.history
     timed = [r for r in history if not r["warmup"]]
-    best = meta["best"] or {}
+    best = progress.best or {}
     best_record = next((r for r in history if r["epoch"] == best.get("epoch")), None)
     return {
         "task": config.task,
@@ -27,8 +28,8 @@ def summarize(config, info, meta, test, *, num_params, compile_s, workdir):
         "num_params": num_params,
         "epochs_run": len(history),
         "num_epochs": config.num_epochs,
-        "stopped_early": meta["stopped_early"],
-        "steps": meta["step"],
+        "stopped_early": progress.stopped_early,
+        "steps": progress.step,
         "monitor": config.monitor,
         "best_epoch": best.get("epoch"),
         f"best_{config.monitor}": best.get("value"),

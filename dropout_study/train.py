@@ -15,9 +15,10 @@ import functools
 import json
 import math
 import time
-from typing import Any
+from collections.abc import Callable
 
 import jax
+import ml_collections
 import numpy as np
 import tqdm
 from absl import logging
@@ -56,17 +57,42 @@ def monitor_mode(monitor):
     return "min" if monitor.endswith("loss") else "max"
 
 
-def update_best(meta, record, *, monitor, min_delta, patience):
-    """Early-stopping bookkeeping after an epoch: (new meta, improved, stop)."""
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """Where a run stands; saved as JSON with every checkpoint, so a resumed run goes on exactly.
+
+    `history` holds the per-epoch records; `best` is {"epoch", "step", "value"} of the best
+    validation epoch so far; `bad_epochs` counts the epochs since it (early stopping).
+    """
+
+    step: int = 0
+    history: tuple = ()
+    best: dict | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    done: bool = False
+
+    def to_json(self):
+        """The checkpoint's `meta` item."""
+        return {**dataclasses.asdict(self), "history": list(self.history)}
+
+    @classmethod
+    def from_json(cls, meta):
+        return cls(**{**meta, "history": tuple(meta["history"])})
+
+
+def update_best(progress, record, *, monitor, min_delta, patience):
+    """Early-stopping bookkeeping after an epoch: (new Progress, improved, stop)."""
     value = record[monitor]
-    best = meta["best"]
+    best = progress.best
     sign = 1.0 if monitor_mode(monitor) == "max" else -1.0
     improved = best is None or sign * (value - best["value"]) > min_delta
     if improved:
         best = {"epoch": record["epoch"], "step": record["step"], "value": value}
-    bad_epochs = 0 if improved else meta["bad_epochs"] + 1
+    bad_epochs = 0 if improved else progress.bad_epochs + 1
     stop = patience > 0 and bad_epochs >= patience
-    return {**meta, "best": best, "bad_epochs": bad_epochs, "stopped_early": stop}, improved, stop
+    new = dataclasses.replace(progress, best=best, bad_epochs=bad_epochs, stopped_early=stop)
+    return new, improved, stop
 
 
 def _check_finite(sums, checkpoints, steps_per_epoch):
@@ -127,17 +153,6 @@ def _dumps(obj, **kwargs):
     return json.dumps(obj, default=_json_default, **kwargs)
 
 
-def _fresh_meta():
-    return {
-        "step": 0,
-        "history": [],
-        "best": None,
-        "bad_epochs": 0,
-        "stopped_early": False,
-        "done": False,
-    }
-
-
 def restore_best(config, workdir):
     """(model, variables) of the best checkpoint of a finished or partial run in `workdir`."""
     directory = run_files.path(workdir) / run_files.CHECKPOINT_DIR
@@ -161,20 +176,33 @@ def _write_json_lines(path, records, mode):
 
 
 @dataclasses.dataclass(frozen=True)
+class _Setup:
+    """A run ready to train: its data, mesh, key, train state (fresh or restored), checkpoints."""
+
+    dataset: data.Dataset
+    mesh: jax.sharding.Mesh
+    steps_per_epoch: int
+    train_key: jax.Array
+    carry: dict  # {"state": TrainState, "sums": partial-epoch metric sums}, replicated
+    progress: Progress
+    checkpoints: checkpoint.Checkpoints
+
+
+@dataclasses.dataclass(frozen=True)
 class _Loop:
     """What the epoch loop reads: config, data, mesh, compiled steps, checkpoints, writers."""
 
-    config: Any
-    dataset: Any
-    mesh: Any
+    config: ml_collections.ConfigDict
+    dataset: data.Dataset
+    mesh: jax.sharding.Mesh
     steps_per_epoch: int
-    train_fn: Any
-    eval_fn: Any
-    train_key: Any
+    train_fn: Callable  # compiled (state, sums, batch, key) -> (state, sums)
+    eval_fn: Callable  # compiled (state, sums, batch) -> sums
+    train_key: jax.Array
     checkpoints: checkpoint.Checkpoints
-    writer: Any
-    progress: Any
-    process: dict
+    writer: metric_writers.MetricWriter
+    report_progress: periodic_actions.ReportProgress
+    process: dict  # {"process_index", "process_count"} for the input pipeline
 
 
 def _compile(config, dataset, mesh, carry, train_key, process):
@@ -220,7 +248,7 @@ def evaluate(loop, state, split):
     return train_step.means(sums, loop.config.task)
 
 
-def score_test(loop, like, meta):
+def score_test(loop, like, progress):
     """Test loss and score at the selected ('best') checkpoint and at the last epoch.
 
     This is the only place the test split is scored for results: selection (best epoch, early
@@ -233,19 +261,19 @@ def score_test(loop, like, meta):
             "epoch": saved["history"][-1]["epoch"] if saved["history"] else 0,
             **evaluate(loop, carry["state"], loop.dataset.test),
         }
-    scores["selected"]["epoch"] = meta["best"]["epoch"]
+    scores["selected"]["epoch"] = progress.best["epoch"]
     return scores
 
 
-def _train_epoch(loop, state, sums, meta):
-    """Trains from step meta['step'] to the end of its epoch; returns (state, sums, step).
+def _train_epoch(loop, state, sums, progress):
+    """Trains from step progress.step to the end of its epoch; returns (state, sums, step).
 
     Shows running means on the progress bar every `log_every_steps` and saves a 'latest'
     checkpoint every `checkpoint_every_steps` (mid-epoch; the epoch's end is saved with its
     metrics).
     """
     config, steps_per_epoch = loop.config, loop.steps_per_epoch
-    step = meta["step"]
+    step = progress.step
     epoch, offset = divmod(step, steps_per_epoch)
     batches = pipeline.batches(
         loop.dataset.train,
@@ -275,22 +303,25 @@ def _train_epoch(loop, state, sums, meta):
             running = train_step.means(sums, config.task)
             score = train_step.score_name(config.task)
             bar.set_postfix({"loss": f"{running['loss']:.4f}", score: f"{running[score]:.4f}"})
-        loop.progress(step)  # triggers on the steps above, once the device has caught up
+        loop.report_progress(step)  # triggers on the steps above, once the device has caught up
         every = config.checkpoint_every_steps
         if every and step % every == 0 and step % steps_per_epoch:
             _check_finite(sums, loop.checkpoints, steps_per_epoch)
             loop.checkpoints.save(
-                checkpoint.LATEST, step, {"state": state, "sums": sums}, {**meta, "step": step}
+                checkpoint.LATEST,
+                step,
+                {"state": state, "sums": sums},
+                dataclasses.replace(progress, step=step).to_json(),
             )
     bar.close()
     _check_finite(sums, loop.checkpoints, steps_per_epoch)
     return state, sums, step
 
 
-def _epoch_record(loop, meta, step, train_metrics, val_metrics, times):
+def _epoch_record(loop, progress, step, train_metrics, val_metrics, times):
     """The per-epoch metrics line: train/val loss and score, wall times, examples/s."""
     score = train_step.score_name(loop.config.task)
-    epoch, offset = divmod(meta["step"], loop.steps_per_epoch)
+    epoch, offset = divmod(progress.step, loop.steps_per_epoch)
     steps_run = loop.steps_per_epoch - offset
     return {
         "epoch": epoch + 1,
@@ -325,11 +356,57 @@ def _prepare(config, workdir):
     checkpoints = checkpoint.Checkpoints(workdir / run_files.CHECKPOINT_DIR)
     restored = checkpoints.restore(checkpoint.LATEST, carry)
     if restored is None:
-        meta = _fresh_meta()
+        progress = Progress()
     else:
         carry, meta = restored
-        logging.info("resuming from %s at step %d", checkpoints.directory, meta["step"])
-    return dataset, mesh, steps_per_epoch, train_key, carry, meta, checkpoints
+        progress = Progress.from_json(meta)
+        logging.info("resuming from %s at step %d", checkpoints.directory, progress.step)
+    return _Setup(dataset, mesh, steps_per_epoch, train_key, carry, progress, checkpoints)
+
+
+def _train_epochs(loop, carry, progress, compile_s, metrics_dir):
+    """Runs epochs until the last one or early stopping; returns the final Progress."""
+    config = loop.config
+    state, sums = carry["state"], carry["sums"]
+    while not progress.done:
+        start = time.perf_counter()
+        state, sums, step = _train_epoch(loop, state, sums, progress)
+        train_metrics = train_step.means(sums, config.task)
+        times = {"train": time.perf_counter() - start, "compile": compile_s}
+        start = time.perf_counter()
+        val_metrics = evaluate(loop, state, loop.dataset.validation)
+        times["eval"] = time.perf_counter() - start
+        _check_diverged(loop, train_metrics, val_metrics, progress.step // loop.steps_per_epoch)
+        record = _epoch_record(loop, progress, step, train_metrics, val_metrics, times)
+        if config.test_every_epoch:  # the posts' protocol, for comparison only: never selects
+            test_metrics = evaluate(loop, state, loop.dataset.test)
+            record.update({f"test_{k}": v for k, v in test_metrics.items()})
+        compile_s = 0.0
+        progress, improved, stop = update_best(
+            dataclasses.replace(progress, step=step, history=(*progress.history, record)),
+            record,
+            monitor=config.monitor,
+            min_delta=config.early_stopping.min_delta,
+            patience=config.early_stopping.patience,
+        )
+        progress = dataclasses.replace(progress, done=stop or record["epoch"] >= config.num_epochs)
+        sums = parallel.replicate(train_step.zero_train_sums(), loop.mesh)
+        carry = {"state": state, "sums": sums}
+        if improved:
+            loop.checkpoints.save(checkpoint.BEST, step, carry, progress.to_json())
+        loop.checkpoints.save(checkpoint.LATEST, step, carry, progress.to_json())
+        if metrics_dir is not None:
+            _write_json_lines(metrics_dir / run_files.METRICS_FILE, [record], "a")
+        loop.writer.write_scalars(step, {k: v for k, v in record.items() if k != "warmup"})
+        loop.writer.flush()
+        logging.info("epoch %d: %s", record["epoch"], _dumps(record))
+        if stop:
+            logging.info(
+                "early stopping: %s did not improve for %d epochs",
+                config.monitor,
+                config.early_stopping.patience,
+            )
+    return progress
 
 
 def train_and_evaluate(config, workdir):
@@ -345,11 +422,12 @@ def train_and_evaluate(config, workdir):
         logging.info("%s is finished; nothing to do", workdir)
         return finished
     writes = jax.process_index() == 0
-    dataset, mesh, steps_per_epoch, train_key, carry, meta, checkpoints = _prepare(config, workdir)
+    setup = _prepare(config, workdir)
+    carry, checkpoints = setup.carry, setup.checkpoints
     num_params = sum(int(np.size(p)) for p in jax.tree.leaves(carry["state"].params))
     if writes:  # recorded once data and model are ready, so a failed start leaves no record
         (workdir / run_files.CONFIG_FILE).write_text(config_check.config_json(config))
-        _write_json_lines(workdir / run_files.METRICS_FILE, meta["history"], "w")
+        _write_json_lines(workdir / run_files.METRICS_FILE, setup.progress.history, "w")
     # TensorBoard only: each epoch's metrics are logged once, by the epoch loop.
     writer = metric_writers.MultiWriter(
         [metric_writers.SummaryWriter(str(workdir))] if writes else []
@@ -357,84 +435,41 @@ def train_and_evaluate(config, workdir):
     process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
     try:
         # Compiled even for a finished run: every process scores the test split together.
-        train_fn, eval_fn, compile_s = _compile(config, dataset, mesh, carry, train_key, process)
+        train_fn, eval_fn, compile_s = _compile(
+            config, setup.dataset, setup.mesh, carry, setup.train_key, process
+        )
         logging.info("compiled the train and eval steps in %.1f s", compile_s)
-        progress = periodic_actions.ReportProgress(
-            num_train_steps=steps_per_epoch * config.num_epochs,
-            writer=writer,
-            every_steps=config.log_every_steps,
-            every_secs=None,
-        )
         loop = _Loop(
-            config,
-            dataset,
-            mesh,
-            steps_per_epoch,
-            train_fn,
-            eval_fn,
-            train_key,
-            checkpoints,
-            writer,
-            progress,
-            process,
+            config=config,
+            dataset=setup.dataset,
+            mesh=setup.mesh,
+            steps_per_epoch=setup.steps_per_epoch,
+            train_fn=train_fn,
+            eval_fn=eval_fn,
+            train_key=setup.train_key,
+            checkpoints=checkpoints,
+            writer=writer,
+            report_progress=periodic_actions.ReportProgress(
+                num_train_steps=setup.steps_per_epoch * config.num_epochs,
+                writer=writer,
+                every_steps=config.log_every_steps,
+                every_secs=None,
+            ),
+            process=process,
         )
-        if not meta["done"]:
-            meta = _train_epochs(loop, carry, meta, compile_s, workdir if writes else None)
-        test = score_test(loop, carry, meta)
+        progress = setup.progress
+        if not progress.done:
+            progress = _train_epochs(loop, carry, progress, compile_s, workdir if writes else None)
+        test = score_test(loop, carry, progress)
     finally:
         checkpoints.close()
         writer.close()
-    info = json.loads(_dumps(dataset.info))
+    info = json.loads(_dumps(setup.dataset.info))
     summary = run_summary.summarize(
-        config, info, meta, test, num_params=num_params, compile_s=compile_s, workdir=workdir
+        config, info, progress, test, num_params=num_params, compile_s=compile_s, workdir=workdir
     )
     if writes:
         text = _dumps(summary, indent=1, sort_keys=True) + "\n"
         (workdir / run_files.SUMMARY_FILE).write_text(text)
         print(run_summary.format_summary(summary), flush=True)
     return summary
-
-
-def _train_epochs(loop, carry, meta, compile_s, metrics_dir):
-    """Runs epochs until the last one or early stopping; returns the final meta."""
-    config = loop.config
-    state, sums = carry["state"], carry["sums"]
-    while not meta["done"]:
-        start = time.perf_counter()
-        state, sums, step = _train_epoch(loop, state, sums, meta)
-        train_metrics = train_step.means(sums, config.task)
-        times = {"train": time.perf_counter() - start, "compile": compile_s}
-        start = time.perf_counter()
-        val_metrics = evaluate(loop, state, loop.dataset.validation)
-        times["eval"] = time.perf_counter() - start
-        _check_diverged(loop, train_metrics, val_metrics, meta["step"] // loop.steps_per_epoch)
-        record = _epoch_record(loop, meta, step, train_metrics, val_metrics, times)
-        if config.test_every_epoch:  # the posts' protocol, for comparison only: never selects
-            test_metrics = evaluate(loop, state, loop.dataset.test)
-            record.update({f"test_{k}": v for k, v in test_metrics.items()})
-        compile_s = 0.0
-        meta, improved, stop = update_best(
-            {**meta, "step": step, "history": [*meta["history"], record]},
-            record,
-            monitor=config.monitor,
-            min_delta=config.early_stopping.min_delta,
-            patience=config.early_stopping.patience,
-        )
-        meta["done"] = stop or record["epoch"] >= config.num_epochs
-        sums = parallel.replicate(train_step.zero_train_sums(), loop.mesh)
-        carry = {"state": state, "sums": sums}
-        if improved:
-            loop.checkpoints.save(checkpoint.BEST, step, carry, meta)
-        loop.checkpoints.save(checkpoint.LATEST, step, carry, meta)
-        if metrics_dir is not None:
-            _write_json_lines(metrics_dir / run_files.METRICS_FILE, [record], "a")
-        loop.writer.write_scalars(step, {k: v for k, v in record.items() if k != "warmup"})
-        loop.writer.flush()
-        logging.info("epoch %d: %s", record["epoch"], _dumps(record))
-        if stop:
-            logging.info(
-                "early stopping: %s did not improve for %d epochs",
-                config.monitor,
-                config.early_stopping.patience,
-            )
-    return meta

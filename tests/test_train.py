@@ -119,14 +119,14 @@ def test_early_stopping_after_patience(tmp_path):
     [("val_accuracy", [0.5, 0.7, 0.69, 0.7], 2, 4), ("val_loss", [1.0, 0.8, 0.9, 0.85], 2, 4)],
 )
 def test_update_best(monitor, values, best_epoch, stop_after):
-    meta = {"best": None, "bad_epochs": 0}
+    progress = train.Progress()
     for epoch, value in enumerate(values, 1):
-        meta, _, stop = train.update_best(
-            meta, {"epoch": epoch, "step": epoch, monitor: value},
+        progress, _, stop = train.update_best(
+            progress, {"epoch": epoch, "step": epoch, monitor: value},
             monitor=monitor, min_delta=0.0, patience=2,
         )  # fmt: skip
-        assert stop == (epoch >= stop_after)
-    assert meta["best"]["epoch"] == best_epoch
+        assert stop == (epoch >= stop_after) == progress.stopped_early
+    assert progress.best["epoch"] == best_epoch
 
 
 @pytest.fixture(scope="module")
