@@ -35,6 +35,8 @@ EXTRAS_REQUIRE = {
         "ipykernel>=6.29",
         "nbformat>=5.10",
     ],
+    # PyTorch for bench --torch_python (its twins of the models, dropout_study/torch_peers.py).
+    "bench": ["torch>=2.4"],
     "gpu": ["jax[cuda12]>=0.5.0"],
     "tpu": ["jax[tpu]>=0.5.0"],
 }

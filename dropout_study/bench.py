@@ -14,8 +14,12 @@ examples/s of the fastest model on that data: data should never stall training.
 
 With `--allocators=tcmalloc,mimalloc,system` the model steps are timed again in one subprocess
 per allocator and round (interleaved), and a third table gives each allocator's median step time
-and its ratio to glibc's. `--readme_dir=results/bench` writes the tables, command and machine to
-README.md there, so the committed figures come from one command.
+and its ratio to glibc's. With `--torch_python=PYTHON` (an interpreter with torch: `pip install
+-e '.[bench]'`, or a separate environment) the steps are timed against their PyTorch twins
+(dropout_study/torch_peers.py): one process per framework and round, interleaved, under this
+process's allocator, and the table gives the median of the per-round ratios. `--readme_dir=DIR`
+writes the tables, command and machine to DIR/README.md, so the committed figures come from one
+command.
 
 The models and their configs are those of configs/timing.py; the steps are timing.StepBench's.
 """
@@ -24,9 +28,12 @@ import json
 import math
 import pathlib
 import shlex
+import subprocess
 import sys
+import tempfile
 
 import jax.numpy as jnp
+import numpy as np
 from absl import app, flags
 
 from dropout_study import allocator, machine, measure, sweeps, timing, timing_report
@@ -54,7 +61,11 @@ _ALLOCATORS = flags.DEFINE_list(
     "allocators", [], "Also time the steps under each of these allocators (subprocesses)."
 )
 _ROUNDS = flags.DEFINE_integer("rounds", 2, "Interleaved rounds of the allocator comparison.")
+_TORCH = flags.DEFINE_string(
+    "torch_python", "", "Also time the models' PyTorch twins in this interpreter (it has torch)."
+)
 _OUT = flags.DEFINE_string("readme_dir", None, "Folder to write README.md with the tables into.")
+TORCH_PEERS = pathlib.Path(__file__).with_name("torch_peers.py")
 _STEPS_JSON = flags.DEFINE_string(
     "steps_json", None, "Worker mode: time the model steps only and write their rows here."
 )
@@ -234,6 +245,65 @@ def allocator_table(rows, missing):
     return table + notes
 
 
+def peer_rows(model_names, repeats, rounds, python, script=TORCH_PEERS):
+    """(rows: model, batch, ours_ms, torch_ms, ratio, torch_params; the torch version).
+
+    Each round runs one `--steps_json` worker for this project and one `script` worker for
+    PyTorch on the same real batches, under this process's allocator; ms are medians over rounds
+    and `ratio` is the median of the per-round ratios ours / PyTorch's.
+    """
+    models_cfg = sweeps.load_config_file(REPO / "configs" / "timing.py").models
+    batches, sizes = {}, {}
+    for name in model_names:
+        bench = timing.StepBench(models_cfg[name], seed=0)
+        batches.update({f"{name}_{k}": np.asarray(v) for k, v in bench.batch.items()})
+        sizes[name] = bench.config.batch_size
+    ours, theirs = {}, {}
+    argv = [f"--models={','.join(model_names)}", f"--repeats={repeats}"]
+    env_name = allocator.active()
+    env = measure.allocator_env(env_name)
+    with tempfile.TemporaryDirectory() as tmp:
+        batch_file, out = pathlib.Path(tmp) / "batches.npz", pathlib.Path(tmp) / "torch.json"
+        np.savez(batch_file, **batches)
+        for _ in range(rounds):
+            worker = measure.run_worker(
+                "dropout_study.bench", argv, "steps_json", allocator.active()
+            )
+            for row in worker["rows"]:
+                ours.setdefault(row["model"], []).append(row["step_ms"])
+            command = [python, str(script), str(batch_file), str(out), str(repeats), *model_names]
+            subprocess.run(command, env=env, check=True)
+            peer = json.loads(out.read_text())
+            for name, result in peer["models"].items():
+                theirs.setdefault(name, []).append(measure.median(result["step_ms"]))
+    rows = [
+        {
+            "model": name,
+            "batch": sizes[name],
+            "ours_ms": measure.median(ours[name]),
+            "torch_ms": measure.median(theirs[name]),
+            "ratio": measure.median([a / b for a, b in zip(ours[name], theirs[name], strict=True)]),
+            "torch_params": peer["models"][name]["params"],
+        }
+        for name in model_names
+    ]
+    return rows, peer["torch"]
+
+
+def peer_table(rows, version, rounds):
+    """Markdown: this project's step against PyTorch's twin, per model."""
+    table = timing_report.markdown_table(
+        ["model", "batch", "this project (ms)", f"PyTorch {version} (ms)", "ours / PyTorch"],
+        [[r["model"], r["batch"], f"{r['ours_ms']:.1f}", f"{r['torch_ms']:.1f}",
+          f"{r['ratio']:.2f}"] for r in rows],
+    )  # fmt: skip
+    return (
+        f"The steps against their PyTorch twins (dropout_study/torch_peers.py), {rounds} "
+        "interleaved rounds of one process per framework; ms are medians over rounds, the ratio "
+        f"is the median of per-round ratios (below 1: this project is faster):\n\n{table}"
+    )
+
+
 def _machine():
     m = machine.describe()
     return (
@@ -273,6 +343,9 @@ def main(argv):
             f"\n\nThe steps again, one process per allocator, {_ROUNDS.value} interleaved rounds "
             "(medians over rounds):\n\n" + allocator_table(rows, missing)
         )
+    if _TORCH.value:
+        rows, version = peer_rows(_MODELS.value, _REPEATS.value, _ROUNDS.value, _TORCH.value)
+        text += "\n\n" + peer_table(rows, version, _ROUNDS.value)
     print(text)
     if _OUT.value:
         command = "python -m dropout_study.bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -3,9 +3,14 @@
 import json
 import pathlib
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from dropout_study import allocator, bench, measure, models
+from dropout_study.models.text import LSTMClassifier, TextCNN
+from dropout_study.models.vgg import VGG
 
 
 def _config(name, **fields):
@@ -61,3 +66,53 @@ def test_allocator_comparison_takes_medians_over_rounds_and_ratios_to_glibc(monk
     assert "pip install cmeel-mimalloc" in missing["mimalloc"]
     table = bench.allocator_table(rows, missing)
     assert "| imdb_rnn | tcmalloc | 100.0 | 2.00x |" in table and "mimalloc: not timed" in table
+
+
+def test_pytorch_comparison_interleaves_rounds_on_the_real_batches(monkeypatch, tmp_path):
+    ours = iter([30.0, 20.0, 40.0])  # this project's step, per round
+    theirs = iter([[15.0, 99.0, 15.0], [40.0], [20.0]])  # PyTorch's repeats, per round
+    order = []
+
+    def fake_run(argv, env, check, cwd=None):
+        if argv[0] == "torch-python":  # the twin worker: BATCHES OUT REPEATS MODEL...
+            batches = dict(np.load(argv[2]))
+            assert batches["imdb_cnn_x"].shape == (64, 200) and batches["imdb_cnn_y"].shape == (64,)
+            assert argv[4:] == ["3", "imdb_cnn"]
+            result = {"params": 2_565_250, "step_ms": next(theirs)}
+            pathlib.Path(argv[3]).write_text(
+                json.dumps({"torch": "9.9", "models": {"imdb_cnn": result}})
+            )
+            order.append("torch")
+            return
+        out = next(a for a in argv if a.startswith("--steps_json=")).split("=", 1)[1]
+        rows = [{"model": "imdb_cnn", "step_ms": next(ours)}]
+        pathlib.Path(out).write_text(json.dumps({"allocator": env[allocator.ENV], "rows": rows}))
+        order.append("ours")
+
+    monkeypatch.setattr(measure.subprocess, "run", fake_run)
+    (row,), version = bench.peer_rows(["imdb_cnn"], 3, 3, "torch-python", script="peers.py")
+    assert order == ["ours", "torch"] * 3 and version == "9.9"
+    assert row["batch"] == 64 and row["ours_ms"] == 30.0 and row["torch_ms"] == 20.0
+    # Per round 30/15, 20/40, 40/20: the median ratio is 2, not the ratio of the medians (1.5).
+    assert row["ratio"] == 2.0
+    table = bench.peer_table([row], version, 3)
+    assert "| imdb_cnn | 64 | 30.0 | 20.0 | 2.00 |" in table
+
+
+def test_pytorch_twins_have_the_models_parameter_counts():
+    torch_peers = pytest.importorskip("dropout_study.torch_peers")  # needs the [bench] extra
+
+    def count(module, x):
+        variables = module.init(jax.random.key(0), x, train=False)
+        return sum(v.size for v in jax.tree.leaves(variables["params"]))
+
+    tokens = jnp.ones((2, 200), jnp.int32)
+    assert sum(p.numel() for p in torch_peers.VGG().parameters()) == count(
+        VGG(), jnp.zeros((2, 32, 32, 3))
+    )
+    assert sum(p.numel() for p in torch_peers.TextCNN().parameters()) == count(TextCNN(), tokens)
+    lstm_extra_bias = 4 * 128  # torch's LSTM keeps b_ih and b_hh
+    assert (
+        sum(p.numel() for p in torch_peers.LSTMClassifier().parameters())
+        == count(LSTMClassifier(), tokens) + lstm_extra_bias
+    )
