@@ -30,9 +30,10 @@ Scales:
   cpu (2 CPU cores: 40 minutes as two shards of one core each, tcmalloc, with other work on the
     cores at times; results/post003): the MLP on CIFAR-10 (JPEG copy): a fixed random 5,000-image
     training subset, 2,500 held-out validation images, all 10,000 test images, 30 epochs; the VGG
-    at post001.py's cpu scale and the LSTM at post000.py's; checkpoints at epoch ends only; 3
-    seeds. rate-rate0.5 and regularizer-dropout (and rate-rate0 and regularizer-none) are one
-    config and share their runs: 63 runs.
+    at post001.py's cpu widths and data for 25 epochs (CPU_VGG_EPOCHS) and the LSTM at
+    post000.py's cpu scale; checkpoints at epoch ends only; 3 seeds. rate-rate0.5 and
+    regularizer-dropout (and rate-rate0 and regularizer-none) are one config and share their
+    runs: 63 runs.
 
   python -m dropout_study.study --config=configs/studies/post003.py:cpu --workdir=workdirs/studies
   python -m dropout_study.report --workdir=workdirs/studies/post003 --out=results/post003
@@ -50,6 +51,7 @@ SCALES = ("cpu", "full")
 RATES = (0.0, 0.3, 0.5, 0.7, 0.9)
 NO_DROPOUT = (0.0, 0.0)
 CPU_MLP = dict(max_train=5000, holdout_fraction=0.05, epochs=30)
+CPU_VGG_EPOCHS = 25  # the VGG runs committed in results/post003
 
 
 def _mlp(scale):
@@ -98,6 +100,8 @@ def get_config(arg="full"):
         raise ValueError(f"unknown scale {arg!r} of post003.py; use one of {SCALES}.")
     cpu = arg == "cpu"
     vgg = sweeps.load_config_file(STUDIES / "post001.py", arg).sweeps.vgg.base
+    if cpu:
+        vgg.num_epochs = CPU_VGG_EPOCHS
     lstm = sweeps.load_config_file(STUDIES / "post000.py", arg).sweeps.lstm.base
     selu = _mlp(arg)
     selu.model.activation = "selu"
@@ -107,8 +111,8 @@ def get_config(arg="full"):
     config.notes = (
         f"MLP on CIFAR-10 (JPEG copy): a fixed random {CPU_MLP['max_train']:,}-image training "
         f"subset, {CPU_MLP['holdout_fraction']:.0%} of the training split held out for "
-        f"selection, all 10,000 test images, {CPU_MLP['epochs']} epochs; VGG and LSTM at the "
-        "cpu scales of post 001 and post 000; 3 seeds."
+        f"selection, all 10,000 test images, {CPU_MLP['epochs']} epochs; the VGG at post 001's cpu "
+        f"widths and data for {CPU_VGG_EPOCHS} epochs, the LSTM at post 000's cpu scale; 3 seeds."
         if arg == "cpu"
         else ""
     )
