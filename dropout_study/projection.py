@@ -88,22 +88,26 @@ def report(study_spec, model, steps_payload):
     ]
 
 
-_STEPS = flags.DEFINE_string("steps_json", None, "Rows written by bench --steps_json.")
-_MODEL = flags.DEFINE_string("model", "cifar10_vgg", "Which measured model the study trains.")
-_STUDY = flags.DEFINE_string("study", None, "Study config and scale, e.g. ...post001.py:full.")
-_OUT = flags.DEFINE_string("out", None, "Markdown file to write (printed as well).")
+def define_flags():
+    """The command's flags; defined on start, not on import, as bench's module shares names."""
+    flags.DEFINE_string("steps_json", None, "Rows written by bench --steps_json.")
+    flags.DEFINE_string("model", "cifar10_vgg", "Which measured model the study trains.")
+    flags.DEFINE_string("study", None, "Study config and scale, e.g. ...post001.py:full.")
+    flags.DEFINE_string("out", None, "Markdown file to write (printed as well).")
+    flags.mark_flags_as_required(["steps_json", "study"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag.")
-    payload = json.loads(pathlib.Path(_STEPS.value).read_text())
-    text = "\n".join(report(_STUDY.value, _MODEL.value, payload)) + "\n"
-    if _OUT.value:
-        pathlib.Path(_OUT.value).write_text(text)
+    f = flags.FLAGS
+    payload = json.loads(pathlib.Path(f.steps_json).read_text())
+    text = "\n".join(report(f.study, f.model, payload)) + "\n"
+    if f.out:
+        pathlib.Path(f.out).write_text(text)
     print(text, end="")
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["steps_json", "study"])
+    define_flags()
     app.run(main)

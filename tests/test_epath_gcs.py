@@ -17,6 +17,7 @@ import time
 import ml_collections
 import pytest
 from etils.epath import backend as epath_backend
+from etils.epath import gpath as epath_gpath
 from fsspec.implementations.memory import MemoryFileSystem
 
 from dropout_study import config_check, report, run_files, sweeps
@@ -45,7 +46,8 @@ class FakeGCS(MemoryFileSystem):
 @pytest.fixture
 def gcs(monkeypatch, tmp_path):
     """An empty fake GCS holding the bucket `bucket`; the test runs in an empty local folder."""
-    monkeypatch.setenv("EPATH_USE_TF", "false")
+    # epath's choice of backend, as without TensorFlow (it caches the answer: patch the function).
+    monkeypatch.setattr(epath_gpath, "_is_tf_installed", lambda: False)
     monkeypatch.setitem(fsspec_registry._registry, "gcs", FakeGCS)
     monkeypatch.setattr(FakeGCS, "store", {})
     monkeypatch.setattr(FakeGCS, "pseudo_dirs", [""])
