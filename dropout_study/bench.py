@@ -246,7 +246,7 @@ def allocator_table(rows, missing):
 
 
 def peer_rows(model_names, repeats, rounds, python, script=TORCH_PEERS):
-    """(rows: model, batch, ours_ms, torch_ms, ratio, torch_params; the torch version).
+    """(rows: model, batch, ours_ms, torch_ms, ratio; the torch version).
 
     Each round runs one `--steps_json` worker for this project and one `script` worker for
     PyTorch on the same real batches, under this process's allocator; ms are medians over rounds
@@ -266,9 +266,7 @@ def peer_rows(model_names, repeats, rounds, python, script=TORCH_PEERS):
         batch_file, out = pathlib.Path(tmp) / "batches.npz", pathlib.Path(tmp) / "torch.json"
         np.savez(batch_file, **batches)
         for _ in range(rounds):
-            worker = measure.run_worker(
-                "dropout_study.bench", argv, "steps_json", allocator.active()
-            )
+            worker = measure.run_worker("dropout_study.bench", argv, "steps_json", env_name)
             for row in worker["rows"]:
                 ours.setdefault(row["model"], []).append(row["step_ms"])
             command = [python, str(script), str(batch_file), str(out), str(repeats), *model_names]
@@ -283,7 +281,6 @@ def peer_rows(model_names, repeats, rounds, python, script=TORCH_PEERS):
             "ours_ms": measure.median(ours[name]),
             "torch_ms": measure.median(theirs[name]),
             "ratio": measure.median([a / b for a, b in zip(ours[name], theirs[name], strict=True)]),
-            "torch_params": peer["models"][name]["params"],
         }
         for name in model_names
     ]

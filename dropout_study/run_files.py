@@ -13,6 +13,7 @@ cannot be reached before anything is written.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import threading
@@ -54,11 +55,24 @@ def check_reachable(location, timeout_s=REACH_TIMEOUT_S):
 
     Local paths pass. The probe asks whether the bucket exists, on a thread cut off after
     `timeout_s`, so an offline machine fails in seconds and creates nothing, locally or remotely.
+    A bucket that answered once is not asked again by this process (a study checks every run).
     """
     if not is_remote(location):
         return
     scheme, rest = os.fspath(location).split("://", 1)
-    bucket = f"{scheme}://{rest.split('/', 1)[0]}"
+    try:
+        _probe_bucket(f"{scheme}://{rest.split('/', 1)[0]}", timeout_s)
+    except OSError as e:
+        raise OSError(
+            f"workdir {location} cannot be reached ({e}). Fix: check the network, the "
+            "credentials (gcloud auth application-default login) and the bucket's name, or pass "
+            "a local --workdir."
+        ) from None
+
+
+@functools.cache  # successes only: a failed probe raises, so the next check asks again
+def _probe_bucket(bucket, timeout_s):
+    """Returns when `bucket` exists; else OSError saying why (error, absent or no answer)."""
     answer = {}
 
     def probe():
@@ -73,16 +87,10 @@ def check_reachable(location, timeout_s=REACH_TIMEOUT_S):
     if answer.get("exists"):
         return
     if "error" in answer:
-        why = one_line(answer["error"])
-    elif "exists" in answer:
-        why = f"{bucket} does not exist"
-    else:
-        why = f"no answer from {bucket} within {timeout_s} s"
-    raise OSError(
-        f"workdir {location} cannot be reached ({why}). Fix: check the network, the "
-        "credentials (gcloud auth application-default login) and the bucket's name, or pass a "
-        "local --workdir."
-    )
+        raise OSError(one_line(answer["error"]))
+    if "exists" in answer:
+        raise OSError(f"{bucket} does not exist")
+    raise OSError(f"no answer from {bucket} within {timeout_s} s")
 
 
 def run_name(trial, seed):

@@ -392,9 +392,10 @@ def _train_epochs(loop, carry, progress, compile_s, metrics_dir):
         progress = dataclasses.replace(progress, done=stop or record["epoch"] >= config.num_epochs)
         sums = parallel.replicate(train_step.zero_train_sums(), loop.mesh)
         carry = {"state": state, "sums": sums}
+        meta = progress.to_json()
         if improved:
-            loop.checkpoints.save(checkpoint.BEST, step, carry, progress.to_json())
-        loop.checkpoints.save(checkpoint.LATEST, step, carry, progress.to_json())
+            loop.checkpoints.save(checkpoint.BEST, step, carry, meta)
+        loop.checkpoints.save(checkpoint.LATEST, step, carry, meta)
         if metrics_dir is not None:
             _write_json_lines(metrics_dir / run_files.METRICS_FILE, [record], "a")
         loop.writer.write_scalars(step, {k: v for k, v in record.items() if k != "warmup"})

@@ -54,10 +54,12 @@ def gcs(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     epath_backend._FileSystemSpecBackend._get_filesystem.cache_clear()
     FakeGCS.clear_instance_cache()
+    run_files._probe_bucket.cache_clear()
     FakeGCS().mkdir("bucket")
     yield FakeGCS.store
     epath_backend._FileSystemSpecBackend._get_filesystem.cache_clear()
     FakeGCS.clear_instance_cache()
+    run_files._probe_bucket.cache_clear()
 
 
 def _study():
@@ -125,6 +127,15 @@ def test_gcs_bucket_that_does_not_exist_is_refused_before_anything_is_written(gc
     with pytest.raises(OSError, match="cannot be reached"):
         study_lib.run_study(_study(), "gs://missing/studies", train_fn=_fake_train)
     assert sorted(gcs) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_gcs_bucket_that_answered_is_not_asked_again(gcs, monkeypatch):
+    asked = []
+    exists = FakeGCS.exists
+    monkeypatch.setattr(FakeGCS, "exists", lambda self, p, **kw: asked.append(p) or exists(self, p))
+    for run in ("gs://bucket/studies/a/seed_0", "gs://bucket/studies/a/seed_1", "gs://bucket"):
+        run_files.check_reachable(run)
+    assert asked == ["gs://bucket"]
 
 
 def test_gcs_probe_that_hangs_is_cut_off(monkeypatch):
