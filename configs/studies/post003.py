@@ -31,7 +31,7 @@ Scales:
     cores at times; results/post003): the MLP on CIFAR-10 (JPEG copy): a fixed random 5,000-image
     training subset, 2,500 held-out validation images, all 10,000 test images, 30 epochs; the VGG
     at post001.py's cpu widths and data for 25 epochs (CPU_VGG_EPOCHS) and the LSTM at
-    post000.py's cpu scale; checkpoints at epoch ends only; 3 seeds. rate-rate0.5 and
+    post000.py's cpu data for 10 epochs (CPU_LSTM_EPOCHS); checkpoints at epoch ends only; 3 seeds. rate-rate0.5 and
     regularizer-dropout (and rate-rate0 and regularizer-none) are one config and share their
     runs: 63 runs.
 
@@ -52,6 +52,7 @@ RATES = (0.0, 0.3, 0.5, 0.7, 0.9)
 NO_DROPOUT = (0.0, 0.0)
 CPU_MLP = dict(max_train=5000, holdout_fraction=0.05, epochs=30)
 CPU_VGG_EPOCHS = 25  # the VGG runs committed in results/post003
+CPU_LSTM_EPOCHS = 10  # the LSTM runs committed in results/post003
 
 
 def _mlp(scale):
@@ -103,6 +104,8 @@ def get_config(arg="full"):
     if cpu:
         vgg.num_epochs = CPU_VGG_EPOCHS
     lstm = sweeps.load_config_file(STUDIES / "post000.py", arg).sweeps.lstm.base
+    if cpu:
+        lstm.num_epochs = CPU_LSTM_EPOCHS
     selu = _mlp(arg)
     selu.model.activation = "selu"
     config = ml_collections.ConfigDict()
@@ -112,7 +115,7 @@ def get_config(arg="full"):
         f"MLP on CIFAR-10 (JPEG copy): a fixed random {CPU_MLP['max_train']:,}-image training "
         f"subset, {CPU_MLP['holdout_fraction']:.0%} of the training split held out for "
         f"selection, all 10,000 test images, {CPU_MLP['epochs']} epochs; the VGG at post 001's cpu "
-        f"widths and data for {CPU_VGG_EPOCHS} epochs, the LSTM at post 000's cpu scale; 3 seeds."
+        f"widths and data for {CPU_VGG_EPOCHS} epochs, the LSTM at post 000's cpu data for {CPU_LSTM_EPOCHS} epochs; 3 seeds."
         if arg == "cpu"
         else ""
     )
