@@ -15,7 +15,7 @@ import pathlib
 
 import ml_collections
 
-from dropout_study import data, dropout, errors, models, optim, run_files
+from dropout_study import data, dropout, errors, models, optim, run_files, train_step
 
 TASKS = ("classification", "denoise")
 MONITORS = {"classification": ("val_accuracy", "val_loss"), "denoise": ("val_psnr", "val_loss")}
@@ -30,6 +30,8 @@ MODEL_DATASETS = {
 }
 # Fields that steer how a run is carried out, not what it computes: they may change on resume.
 RUN_CONTROL_FIELDS = ("checkpoint_every_steps", "log_every_steps")
+# Fields added after runs were saved, with the value that a saved config without them ran with.
+LEGACY_DEFAULTS = {"compute_dtype": "float32"}
 
 _REQUIRED = {
     "seed": numbers.Integral,
@@ -37,6 +39,7 @@ _REQUIRED = {
     "batch_size": numbers.Integral,
     "eval_batch_size": numbers.Integral,
     "num_epochs": numbers.Integral,
+    "compute_dtype": str,
     "monitor": str,
     "test_every_epoch": bool,
     "checkpoint_every_steps": numbers.Integral,
@@ -93,6 +96,7 @@ def default_config(dataset, model):
             "batch_size": 64,  # global batch, split over all devices and hosts
             "eval_batch_size": 256,
             "num_epochs": 10,
+            "compute_dtype": "float32",  # or bfloat16: float32 parameters and optimizer state
             "monitor": "val_psnr" if denoise else "val_accuracy",  # best checkpoint, early stop
             "test_every_epoch": False,  # also score the test split each epoch (never selects)
             "checkpoint_every_steps": 500,  # mid-epoch 'latest' checkpoints; 0 = epoch ends only
@@ -173,6 +177,7 @@ def validate(config):
             f"the 'denoise' task goes with the 'denoise' dataset and only with it."
         )
     errors.check_choice("config.monitor", config.monitor, MONITORS[config.task])
+    errors.check_choice("config.compute_dtype", config.compute_dtype, train_step.COMPUTE_DTYPES)
     fits = MODEL_DATASETS.get(config.model.name, data.DATASETS)
     if config.data.name not in fits:
         raise ValueError(
@@ -270,6 +275,11 @@ def finished_summary(config, workdir):
     return run_files.read_json(run_files.path(workdir) / run_files.SUMMARY_FILE)
 
 
+def with_legacy_defaults(saved: dict) -> dict:
+    """A saved config (a dict from config.json) with the fields it predates, as it ran."""
+    return {**LEGACY_DEFAULTS, **saved}
+
+
 def check_workdir(config, workdir):
     """Refuses a workdir that cannot hold a run, or holds a run of a different config.
 
@@ -283,7 +293,7 @@ def check_workdir(config, workdir):
     old = run_files.read_json(run_files.path(workdir) / run_files.CONFIG_FILE)
     if old is None:
         return
-    old = _flatten(old)
+    old = _flatten(with_legacy_defaults(old))
     new = _flatten(json.loads(config_json(config)))
     differ = sorted(
         k

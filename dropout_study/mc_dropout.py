@@ -123,7 +123,7 @@ def _calibration(probs, labels):
 def evaluate_mc(config, workdir, num_samples):
     """MC dropout (`num_samples` passes, batch-norm in inference mode) against deterministic
     inference, on the test split with the run's best (validation-selected) checkpoint."""
-    from dropout_study import data, train  # imported on use: they load TensorFlow (slow)
+    from dropout_study import data, train, train_step  # imported on use: TensorFlow is slow
     from dropout_study.data import pipeline
 
     model, variables = train.restore_best(config, workdir)
@@ -131,7 +131,9 @@ def evaluate_mc(config, workdir, num_samples):
 
     def apply(key, x, dropout):
         rngs = {"dropout": key} if dropout else {}
-        out = model.apply(variables, x, train=False, dropout=dropout, rngs=rngs)
+        out = train_step.apply_in(
+            config.compute_dtype, model.apply, variables, x, train=False, dropout=dropout, rngs=rngs
+        )
         return _class_logits(out.astype("float32"))
 
     @jax.jit

@@ -12,7 +12,7 @@ import pathlib
 
 from absl import app, flags
 
-from dropout_study import claims, report, run_files, sweeps
+from dropout_study import claims, config_check, report, run_files, sweeps
 
 README = "README.md"
 START, END = "<!-- claims table: start -->", "<!-- claims table: end -->"
@@ -29,7 +29,9 @@ def is_current(results_dir, name, configs_dir):
     """Whether the committed runs of `name` are those of its config's cpu scale today."""
     manifest, _ = run_files.load_study(pathlib.Path(results_dir) / name / "raw")
     config = sweeps.load_config_file(pathlib.Path(configs_dir) / f"{name}.py", "cpu")
-    committed = {t["name"]: t["config"] for t in manifest["trials"]}
+    committed = {
+        t["name"]: config_check.with_legacy_defaults(t["config"]) for t in manifest["trials"]
+    }
     planned = {t.name: json.loads(t.config.to_json()) for t in sweeps.expand(config)}
     return committed == planned and sorted(manifest["seeds"]) == sorted(config.seeds)
 

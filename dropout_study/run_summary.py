@@ -24,6 +24,7 @@ def summarize(config, info, progress, test, *, num_params, compile_s, workdir):
         "model": config.model.name,
         "model_config": models.resolve_config(config.model).to_dict(),  # rates and keep probs
         "seed": config.seed,
+        "compute_dtype": config.compute_dtype,  # parameters and optimizer state are float32
         "data": info,
         "num_params": num_params,
         "epochs_run": len(history),

@@ -29,7 +29,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dropout_study import allocator, machine, mc_dropout, parallel, run_files, sweeps
+from dropout_study import allocator, config_check, machine, mc_dropout, parallel, run_files, sweeps
 from dropout_study.run_files import DONE, FAILED_STATUS, SKIPPED
 
 
@@ -93,7 +93,9 @@ def write_manifest(study_dir, new):
     path = run_files.path(study_dir) / run_files.MANIFEST
     old = run_files.read_json(path)
     if old is not None:
-        old_configs = {t["name"]: t["config"] for t in old["trials"]}
+        old_configs = {
+            t["name"]: config_check.with_legacy_defaults(t["config"]) for t in old["trials"]
+        }
         for t in new["trials"]:
             before = old_configs.get(t["name"], t["config"])
             if before != t["config"]:
@@ -233,12 +235,12 @@ def _to_uint8(images):
 
 def denoise_examples(config, workdir, count):
     """The first `count` test pairs and the best checkpoint's outputs, as uint8 images."""
-    from dropout_study import data, train
+    from dropout_study import data, train, train_step
 
     model, variables = train.restore_best(config, workdir)
     test = data.load(config.data).test
     noisy, clean = test.x[:count], test.y[:count]
-    denoised = model.apply(variables, noisy, train=False)
+    denoised = train_step.apply_in(config.compute_dtype, model.apply, variables, noisy, train=False)
     return {
         k: _to_uint8(v) for k, v in (("noisy", noisy), ("clean", clean), ("denoised", denoised))
     }

@@ -134,6 +134,7 @@ class StepBench:
             l1=self.config.regularization.l1,
             l2=self.config.regularization.l2,
             augment_kwargs=None,
+            compute_dtype=self.config.compute_dtype,
         )
         carry = [state, train_step.zero_train_sums()]
         jitted = jax.jit(step, donate_argnums=(0, 1))

@@ -215,11 +215,15 @@ def _compile(config, dataset, mesh, carry, train_key, process):
             l1=config.regularization.l1,
             l2=config.regularization.l2,
             augment_kwargs=augment_kwargs,
+            compute_dtype=config.compute_dtype,
         ),
         donate_argnums=(0, 1),
     )
     eval_jit = jax.jit(
-        functools.partial(train_step.eval_step, task=config.task), donate_argnums=(1,)
+        functools.partial(
+            train_step.eval_step, task=config.task, compute_dtype=config.compute_dtype
+        ),
+        donate_argnums=(1,),
     )
     start = time.perf_counter()
     # Any batch will do: compilation needs shapes, dtypes and shardings only.

@@ -17,6 +17,7 @@ from dropout_study import optim
 from dropout_study.data import augment
 
 PSNR_PEAK = 1.0  # denoising targets are images on the [0, 1] scale
+COMPUTE_DTYPES = ("float32", "bfloat16")  # config.compute_dtype; parameters stay float32
 
 
 class TrainState(train_state.TrainState):
@@ -61,15 +62,32 @@ def zero_eval_sums():
     return {name: jnp.zeros((), jnp.float32) for name in ("loss", "correct", "count")}
 
 
-def _variables(state, params):
-    return {"params": params, "batch_stats": state.batch_stats}
+def for_compute(tree, compute_dtype):
+    """`tree` (parameters, images) with its floating leaves cast to `compute_dtype`.
+
+    Mixed precision: the train state keeps float32 parameters, optimizer state and batch-norm
+    statistics; gradients come back through the cast as float32. Token ids and masks are kept.
+    """
+    if compute_dtype == "float32":
+        return tree
+    return jax.tree.map(
+        lambda a: a.astype(compute_dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+    )
 
 
-def train_step(state, sums, batch, key, *, task, l1, l2, augment_kwargs):
+def apply_in(compute_dtype, apply_fn, variables, x, **kwargs):
+    """`apply_fn(variables, x, **kwargs)` computed in `compute_dtype`: the parameters and a
+    floating `x` are cast (batch-norm statistics stay float32); outputs come in that dtype."""
+    params = for_compute(variables["params"], compute_dtype)
+    return apply_fn({**variables, "params": params}, for_compute(x, compute_dtype), **kwargs)
+
+
+def train_step(state, sums, batch, key, *, task, l1, l2, augment_kwargs, compute_dtype):
     """One optimiser step on `batch` ({"x", "y"}); returns the new state and epoch sums.
 
     Dropout and augmentation keys come from `fold_in(key, step)`, so they depend on the step only.
-    The loss minimised is the mean per-example loss plus the L1/L2 penalty on kernels.
+    The loss minimised is the mean per-example loss plus the L1/L2 penalty on kernels; the
+    forward and backward passes run in `compute_dtype` (the masks do not depend on it).
     """
     step_key = jax.random.fold_in(key, state.step)
     dropout_key, augment_key = jax.random.split(step_key)
@@ -78,8 +96,10 @@ def train_step(state, sums, batch, key, *, task, l1, l2, augment_kwargs):
         x = augment.augment(augment_key, x, **augment_kwargs)
 
     def loss_fn(params):
-        outputs, updates = state.apply_fn(
-            _variables(state, params),
+        outputs, updates = apply_in(
+            compute_dtype,
+            state.apply_fn,
+            {"params": params, "batch_stats": state.batch_stats},
             x,
             train=True,
             rngs={"dropout": dropout_key},
@@ -106,9 +126,10 @@ def train_step(state, sums, batch, key, *, task, l1, l2, augment_kwargs):
     }
 
 
-def eval_step(state, sums, batch, *, task):
+def eval_step(state, sums, batch, *, task, compute_dtype):
     """Adds the masked losses and correct counts of `batch` ({"x", "y", "mask"}) to `sums`."""
-    outputs = state.apply_fn(_variables(state, state.params), batch["x"], train=False)
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    outputs = apply_in(compute_dtype, state.apply_fn, variables, batch["x"], train=False)
     loss, correct = per_example(task, outputs, batch["y"])
     weights = batch["mask"].astype(jnp.float32)
     return {

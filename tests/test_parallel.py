@@ -226,7 +226,12 @@ def _invariance_worker(out_dir):
     np.savez(out_dir / "init.npz", **_flat(state.params))
     step = jax.jit(
         functools.partial(
-            train_step.train_step, task=config.task, l1=0.0, l2=0.0, augment_kwargs=None
+            train_step.train_step,
+            task=config.task,
+            l1=0.0,
+            l2=0.0,
+            augment_kwargs=None,
+            compute_dtype="float32",
         )
     )
     draw = jax.jit(_dropped)

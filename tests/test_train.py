@@ -148,6 +148,7 @@ def conv_setup():
             l1=0.0,
             l2=0.0,
             augment_kwargs=augment_kwargs,
+            compute_dtype="float32",
         )
     )
     return model, state, batch, step

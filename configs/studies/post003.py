@@ -31,9 +31,9 @@ Scales:
     cores at times; results/post003): the MLP on CIFAR-10 (JPEG copy): a fixed random 5,000-image
     training subset, 2,500 held-out validation images, all 10,000 test images, 30 epochs; the VGG
     at post001.py's cpu widths and data for 25 epochs (CPU_VGG_EPOCHS) and the LSTM at
-    post000.py's cpu data for 10 epochs (CPU_LSTM_EPOCHS); checkpoints at epoch ends only; 3 seeds. rate-rate0.5 and
-    regularizer-dropout (and rate-rate0 and regularizer-none) are one config and share their
-    runs: 63 runs.
+    post000.py's cpu data for 10 epochs (CPU_LSTM_EPOCHS); checkpoints at epoch ends only;
+    3 seeds. rate-rate0.5 and regularizer-dropout (and rate-rate0 and regularizer-none) are one
+    config and share their runs: 63 runs.
 
   python -m dropout_study.study --config=configs/studies/post003.py:cpu --workdir=workdirs/studies
   python -m dropout_study.report --workdir=workdirs/studies/post003 --out=results/post003
@@ -114,8 +114,9 @@ def get_config(arg="full"):
     config.notes = (
         f"MLP on CIFAR-10 (JPEG copy): a fixed random {CPU_MLP['max_train']:,}-image training "
         f"subset, {CPU_MLP['holdout_fraction']:.0%} of the training split held out for "
-        f"selection, all 10,000 test images, {CPU_MLP['epochs']} epochs; the VGG at post 001's cpu "
-        f"widths and data for {CPU_VGG_EPOCHS} epochs, the LSTM at post 000's cpu data for {CPU_LSTM_EPOCHS} epochs; 3 seeds."
+        f"selection, all 10,000 test images, {CPU_MLP['epochs']} epochs; the VGG at post 001's "
+        f"cpu widths and data for {CPU_VGG_EPOCHS} epochs, the LSTM at post 000's cpu data for "
+        f"{CPU_LSTM_EPOCHS} epochs; 3 seeds."
         if arg == "cpu"
         else ""
     )
