@@ -32,7 +32,10 @@ def is_current(results_dir, name, configs_dir):
     committed = {
         t["name"]: config_check.with_legacy_defaults(t["config"]) for t in manifest["trials"]
     }
-    planned = {t.name: json.loads(t.config.to_json()) for t in sweeps.expand(config)}
+    planned = {
+        t.name: config_check.with_legacy_defaults(json.loads(t.config.to_json()))
+        for t in sweeps.expand(config)
+    }
     return committed == planned and sorted(manifest["seeds"]) == sorted(config.seeds)
 
 

@@ -97,11 +97,10 @@ def write_manifest(study_dir, new):
             t["name"]: config_check.with_legacy_defaults(t["config"]) for t in old["trials"]
         }
         for t in new["trials"]:
-            before = old_configs.get(t["name"], t["config"])
-            if before != t["config"]:
-                sections = sorted(
-                    k for k in before | t["config"] if before.get(k) != t["config"].get(k)
-                )
+            after = config_check.with_legacy_defaults(t["config"])
+            before = old_configs.get(t["name"], after)
+            if before != after:
+                sections = sorted(k for k in before | after if before.get(k) != after.get(k))
                 raise ValueError(
                     f"{path} records trial {t['name']!r} with a different config (fields under "
                     f"{sections} differ); results of two configs would mix. Use a new --workdir "

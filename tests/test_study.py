@@ -350,7 +350,9 @@ def test_evaluate_mc_on_a_tiny_model(monkeypatch):
     x = rng.normal(size=(40, 5)).astype(np.float32)
     y = rng.integers(0, 3, size=40)
     model, variables = _patch_run(monkeypatch, 3, x, y)
-    config = ml_collections.ConfigDict({"seed": 1, "eval_batch_size": 16, "data": {}})
+    config = ml_collections.ConfigDict(
+        {"seed": 1, "eval_batch_size": 16, "data": {}, "compute_dtype": "float32"}
+    )
     result = mc_dropout.evaluate_mc(config, "unused", num_samples=8)
     det_probs = jax.nn.softmax(model.apply(variables, x, train=False))
     assert result["num_examples"] == 40  # 3 batches of 16, the padding excluded
@@ -374,7 +376,9 @@ def test_single_logit_becomes_two_class_logits():
 def test_denoise_examples_returns_inputs_targets_and_outputs(monkeypatch):
     x = np.random.default_rng(0).uniform(size=(10, 5)).astype(np.float32)
     model, variables = _patch_run(monkeypatch, 5, x, x[::-1])
-    saved = study_lib.denoise_examples(ml_collections.ConfigDict({"data": {}}), "unused", 4)
+    saved = study_lib.denoise_examples(
+        ml_collections.ConfigDict({"data": {}, "compute_dtype": "float32"}), "unused", 4
+    )
     assert saved["noisy"].shape == saved["denoised"].shape == (4, 5)
     assert saved["clean"].dtype == np.uint8
     assert np.abs(saved["clean"] / 255.0 - x[::-1][:4]).max() <= 0.5 / 255 + 1e-6
