@@ -294,7 +294,7 @@ def check_workdir(config, workdir):
     if old is None:
         return
     old = _flatten(with_legacy_defaults(old))
-    new = _flatten(json.loads(config_json(config)))
+    new = _flatten(with_legacy_defaults(json.loads(config_json(config))))
     differ = sorted(
         k
         for k in old.keys() | new.keys()
