@@ -54,65 +54,49 @@ def _model(config, train_examples, rate_fields, overrides=()):
 
 
 def get_config(arg=None):
-    """The timing config of `arg` in VARIANTS (default 'full')."""
+    """The timing config of `arg` in VARIANTS (default 'full'): the full config, and for 'quick'
+    one block that shrinks it."""
     variant = arg or "full"
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} of timing.py; use one of {VARIANTS}.")
-    quick = variant == "quick"
     config = ml_collections.ConfigDict()
     config.output_dir = "results/timing"
     config.seed = 0
-    config.repeats = 3 if quick else 7  # samples per timed function; tables show medians
-    config.model_repeats = 3 if quick else 5  # the same for whole train steps (parts 2 and 4)
-    config.min_sample_s = 0.002 if quick else 0.05  # each sample lasts at least this long
+    config.repeats = 7  # samples per timed function; tables show medians
+    config.model_repeats = 5  # the same for whole train steps (parts 2 and 4)
+    config.min_sample_s = 0.05  # each sample lasts at least this long
     config.sampling = ml_collections.ConfigDict(
         {
             "rate": 0.3,  # not a multiple of 1/256: quantised samplers show their effective rate
-            "samplers": ("bernoulli", "bits8", masks.DEFAULT_SAMPLER) if quick else masks.SAMPLERS,
-            "prng_impls": ("threefry2x32", "rbg") if quick else PRNG_IMPLS,
-            "impl_elements": 2**16 if quick else 2**22,
-            "rates": (0.3, 0.7) if quick else (0.1, 0.3, 0.5, 0.7, 0.9),
-            "elements": (2**16,) if quick else (2**16, 2**20, 2**24),
-            "dtypes": ("float32",) if quick else ("float32", "bfloat16"),
-            # quick: both come with pip install (tcmalloc needs apt-get): any test machine has them
-            "allocators": ("mimalloc", "system") if quick else ("tcmalloc", "system"),
+            "samplers": masks.SAMPLERS,
+            "prng_impls": PRNG_IMPLS,
+            "impl_elements": 2**22,
+            "rates": (0.1, 0.3, 0.5, 0.7, 0.9),
+            "elements": (2**16, 2**20, 2**24),
+            "dtypes": ("float32", "bfloat16"),
+            "allocators": ("tcmalloc", "system"),
         }
     )
     config.compact = ml_collections.ConfigDict(
         {
-            "layers": ("dense",) if quick else ("dense", "conv", "lstm"),
-            "rates": (0.5, 0.8) if quick else (0.0, 0.25, 0.5, 0.8, 0.9),
-            "dense": {"batch": 8 if quick else 128, "width": 256 if quick else 4096},
-            "conv": {
-                "batch": 2 if quick else 16,
-                "size": 8 if quick else 16,
-                "channels": 16 if quick else 128,
-            },  # fmt: skip
+            "layers": ("dense", "conv", "lstm"),
+            "rates": (0.0, 0.25, 0.5, 0.8, 0.9),
+            "dense": {"batch": 128, "width": 4096},
+            "conv": {"batch": 16, "size": 16, "channels": 128},
             "lstm": {
-                "batch": 4 if quick else 64,
-                "steps": 10 if quick else 200,
-                "vocab": 100 if quick else 20000,
-                "embed": 32 if quick else 128,
-                "hidden": 16 if quick else 128,
+                "batch": 64,
+                "steps": 200,
+                "vocab": 20000,
+                "embed": 128,
+                "hidden": 128,
                 "out": 2,
-            },  # fmt: skip
+            },
         }
-    )
-    small_text = (
-        (("batch_size", 8), ("data.maxlen", 32), ("data.num_words", 1000))
-        + (("model.vocab_size", 1000), ("model.embed_dim", 16))
-        if quick
-        else ()
     )
     config.models = ml_collections.ConfigDict(
         {
-            "imdb_cnn": _model(
-                "configs/imdb_cnn.py",
-                25000,
-                ("output_rate",),
-                small_text + ((("model.num_filters", 16),) if quick else ()),
-            ),
-            "imdb_rnn": _model("configs/imdb_rnn.py", 25000, ("output_rate",), small_text),
+            "imdb_cnn": _model("configs/imdb_cnn.py", 25000, ("output_rate",)),
+            "imdb_rnn": _model("configs/imdb_rnn.py", 25000, ("output_rate",)),
             "cifar10_vgg": _model("configs/cifar10_vgg.py", 50000, ("block_rates", "dense_rates")),
             # post 002's net with elementwise dropout between all convolutions (the most masks)
             "cifar100_conv": _model(
@@ -128,13 +112,29 @@ def get_config(arg=None):
             ),
         }
     )
-    config.attribution = ml_collections.ConfigDict(
-        {"models": ("imdb_cnn",) if quick else STUDY_MODELS}
-    )
+    config.attribution = ml_collections.ConfigDict({"models": STUDY_MODELS})
     config.epochs = ml_collections.ConfigDict(
-        {
-            "models": ("imdb_cnn",) if quick else ("imdb_cnn", "imdb_rnn", "cifar10_vgg"),
-            "keep_probs": (1.0, 0.5) if quick else (1.0, 0.8, 0.5, 0.2),
-        }
+        {"models": ("imdb_cnn", "imdb_rnn", "cifar10_vgg"), "keep_probs": (1.0, 0.8, 0.5, 0.2)}
     )
+    if variant == "quick":  # seconds, for tests and CI
+        config.update(repeats=3, model_repeats=3, min_sample_s=0.002)
+        config.sampling.update(
+            samplers=("bernoulli", "bits8", masks.DEFAULT_SAMPLER),
+            prng_impls=("threefry2x32", "rbg"),
+            impl_elements=2**16,
+            rates=(0.3, 0.7),
+            elements=(2**16,),
+            dtypes=("float32",),
+            allocators=("mimalloc", "system"),  # both come with pip install (tcmalloc: apt-get)
+        )
+        config.compact.update(layers=("dense",), rates=(0.5, 0.8))
+        config.compact.dense.update(batch=8, width=256)
+        config.compact.conv.update(batch=2, size=8, channels=16)
+        config.compact.lstm.update(batch=4, steps=10, vocab=100, embed=32, hidden=16)
+        small_text = (("batch_size", 8), ("data.maxlen", 32), ("data.num_words", 1000))
+        small_text += (("model.vocab_size", 1000), ("model.embed_dim", 16))
+        config.models.imdb_cnn.overrides = small_text + (("model.num_filters", 16),)
+        config.models.imdb_rnn.overrides = small_text
+        config.attribution.models = ("imdb_cnn",)
+        config.epochs.update(models=("imdb_cnn",), keep_probs=(1.0, 0.5))
     return config
