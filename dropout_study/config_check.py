@@ -275,9 +275,16 @@ def finished_summary(config, workdir):
     return run_files.read_json(run_files.path(workdir) / run_files.SUMMARY_FILE)
 
 
-def with_legacy_defaults(saved: dict) -> dict:
-    """A saved config (a dict from config.json) with the fields it predates, as it ran."""
-    return {**LEGACY_DEFAULTS, **saved}
+def config_changes(saved: dict, new: dict) -> dict:
+    """{dotted field: (saved value, new value)} where two configs in their saved (JSON) form
+    differ; a field that a config predates counts as its LEGACY_DEFAULTS value."""
+    old, new = (_flatten({**LEGACY_DEFAULTS, **c}) for c in (saved, new))
+    absent = "<absent>"
+    return {
+        k: (old.get(k, absent), new.get(k, absent))
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k, absent) != new.get(k, absent)
+    }
 
 
 def check_workdir(config, workdir):
@@ -293,17 +300,10 @@ def check_workdir(config, workdir):
     old = run_files.read_json(run_files.path(workdir) / run_files.CONFIG_FILE)
     if old is None:
         return
-    old = _flatten(with_legacy_defaults(old))
-    new = _flatten(with_legacy_defaults(json.loads(config_json(config))))
-    differ = sorted(
-        k
-        for k in old.keys() | new.keys()
-        if old.get(k) != new.get(k) and k not in RUN_CONTROL_FIELDS
-    )
+    differ = config_changes(old, json.loads(config_json(config)))
+    differ = {k: v for k, v in differ.items() if k not in RUN_CONTROL_FIELDS}
     if differ:
-        changes = ", ".join(
-            f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in differ
-        )
+        changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in differ.items())
         raise ValueError(
             f"workdir {workdir} holds a run of a different config ({changes}). Refusing to mix "
             f"results: use a new --workdir, or delete {workdir} to start this run afresh."

@@ -29,14 +29,13 @@ def is_current(results_dir, name, configs_dir):
     """Whether the committed runs of `name` are those of its config's cpu scale today."""
     manifest, _ = run_files.load_study(pathlib.Path(results_dir) / name / "raw")
     config = sweeps.load_config_file(pathlib.Path(configs_dir) / f"{name}.py", "cpu")
-    committed = {
-        t["name"]: config_check.with_legacy_defaults(t["config"]) for t in manifest["trials"]
-    }
-    planned = {
-        t.name: config_check.with_legacy_defaults(json.loads(t.config.to_json()))
-        for t in sweeps.expand(config)
-    }
-    return committed == planned and sorted(manifest["seeds"]) == sorted(config.seeds)
+    committed = {t["name"]: t["config"] for t in manifest["trials"]}
+    planned = {t.name: json.loads(t.config.to_json()) for t in sweeps.expand(config)}
+    return (
+        committed.keys() == planned.keys()
+        and not any(config_check.config_changes(committed[n], planned[n]) for n in planned)
+        and sorted(manifest["seeds"]) == sorted(config.seeds)
+    )
 
 
 def studies_markdown(results_dir, names, configs_dir):

@@ -93,14 +93,12 @@ def write_manifest(study_dir, new):
     path = run_files.path(study_dir) / run_files.MANIFEST
     old = run_files.read_json(path)
     if old is not None:
-        old_configs = {
-            t["name"]: config_check.with_legacy_defaults(t["config"]) for t in old["trials"]
-        }
+        old_configs = {t["name"]: t["config"] for t in old["trials"]}
         for t in new["trials"]:
-            after = config_check.with_legacy_defaults(t["config"])
-            before = old_configs.get(t["name"], after)
-            if before != after:
-                sections = sorted(k for k in before | after if before.get(k) != after.get(k))
+            before = old_configs.get(t["name"], t["config"])
+            changes = config_check.config_changes(before, t["config"])
+            if changes:
+                sections = sorted({k.split(".")[0] for k in changes})
                 raise ValueError(
                     f"{path} records trial {t['name']!r} with a different config (fields under "
                     f"{sections} differ); results of two configs would mix. Use a new --workdir "

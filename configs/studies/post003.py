@@ -101,10 +101,9 @@ def get_config(arg="full"):
         raise ValueError(f"unknown scale {arg!r} of post003.py; use one of {SCALES}.")
     cpu = arg == "cpu"
     vgg = sweeps.load_config_file(STUDIES / "post001.py", arg).sweeps.vgg.base
-    if cpu:
-        vgg.num_epochs = CPU_VGG_EPOCHS
     lstm = sweeps.load_config_file(STUDIES / "post000.py", arg).sweeps.lstm.base
     if cpu:
+        vgg.num_epochs = CPU_VGG_EPOCHS
         lstm.num_epochs = CPU_LSTM_EPOCHS
     selu = _mlp(arg)
     selu.model.activation = "selu"
