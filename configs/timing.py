@@ -116,6 +116,23 @@ def get_config(arg=None):
     config.epochs = ml_collections.ConfigDict(
         {"models": ("imdb_cnn", "imdb_rnn", "cifar10_vgg"), "keep_probs": (1.0, 0.8, 0.5, 0.2)}
     )
+    # The goals a run is checked against (README 'Targets'): each is met or not.
+    config.targets = ml_collections.ConfigDict(
+        {
+            "dropout_over_copy_max": 2.0,  # full dropout of the default sampler vs a copy
+            "mask_gelem_s_min": 1.0,  # masks per second of the default sampler, in G elements
+            "step_overhead_max": 0.05,  # what full dropout adds to a study model's train step
+            "compact_dense_speedup_min": ((0.5, 1.8), (0.8, 3.5)),  # (rate, fwd+bwd vs masked)
+        }
+    )
+    # The posts' speed claims, judged per repeat by dropout_study.stats like every other claim:
+    # the region each asserts for a paired time ratio.
+    config.speed_claims = ml_collections.ConfigDict(
+        {
+            "min_change": 0.05,  # 'slower' / 'grows': a ratio above 1 + this
+            "doubling": 2.0,  # post 004's 'more than doubles': a ratio above this
+        }
+    )
     if variant == "quick":  # seconds, for tests and CI
         config.update(repeats=3, model_repeats=3, min_sample_s=0.002)
         config.sampling.update(

@@ -1,6 +1,8 @@
 """Times mask sampling against the compute that dropping units could save.
 
     python -m dropout_study.timing --config=configs/timing.py[:quick] [--config.output_dir=DIR]
+    python -m dropout_study.timing --config=configs/timing.py --from_results=DIR/results.json
+      (no timing: re-judges the saved samples against the config's targets and speed claims)
 
 Parts (see configs/timing.py for every size, rate and model):
   1. sampling: every mask sampler x PRNG implementation (and threefry without
@@ -70,6 +72,12 @@ _WORKER = flags.DEFINE_enum(
     "worker", "", ["", "sizes"], "Internal: run one part in this process and write --worker_out."
 )
 _WORKER_OUT = flags.DEFINE_string("worker_out", "", "Internal: JSON file a worker writes.")
+_FROM_RESULTS = flags.DEFINE_string(
+    "from_results",
+    "",
+    "A results.json of an earlier run: measure nothing, judge its samples against the config's "
+    "targets and speed claims, and rewrite the outputs in --config.output_dir.",
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # Variants of layers.Dropout whose mask is a `keep_mask` draw (the others draw noise or blocks).
@@ -436,9 +444,7 @@ def run(cfg) -> dict:
     results["epochs"] = run_epochs(cfg, benches, fastest, cfg.model_repeats)
     results["machine"] = describe()
     results["wall_s"] = time.perf_counter() - start
-    results["targets"] = timing_report.targets(results)
-    results["claims"] = timing_report.claims(results)
-    return results
+    return timing_report.judge(results, cfg)
 
 
 def main(argv):
@@ -451,8 +457,12 @@ def main(argv):
             json.dumps({"allocator": allocator.active(), "rows": rows})
         )
         return
-    allocator.preload()
-    results = run(cfg)
+    if _FROM_RESULTS.value:
+        saved = json.loads(pathlib.Path(_FROM_RESULTS.value).read_text())
+        results = dict(timing_report.judge(saved, cfg), judged_with=command_line())
+    else:
+        allocator.preload()
+        results = run(cfg)
     timing_report.write_outputs(results, pathlib.Path(cfg.output_dir))
     logging.info("timing results written to %s", cfg.output_dir)
 

@@ -9,6 +9,7 @@ import statistics
 import numpy as np
 
 from dropout_study import figures, masks
+from dropout_study.claims import core
 
 RESULTS_FILE = "results.json"
 
@@ -229,7 +230,8 @@ def _plot_epochs(rows, path):
 
 
 def targets(results) -> list[list]:
-    """[target, measured, met] for each of the issue's targets that this run measured."""
+    """[target, measured, met] for each goal of the run's config (`targets`) that it measured."""
+    goals = results["config"]["targets"]
     out = []
     default_rows = [
         r
@@ -239,16 +241,18 @@ def targets(results) -> list[list]:
     for r in default_rows:
         out.append(
             [
-                f"default sampler ({r['sampler']}) full dropout <= 2x a copy",
+                f"default sampler ({r['sampler']}) full dropout <= "
+                f"{goals['dropout_over_copy_max']:g}x a copy",
                 f"{r['dropout_over_copy']:.2f}x ({r['elements']} float32)",
-                r["dropout_over_copy"] <= 2.0,
+                r["dropout_over_copy"] <= goals["dropout_over_copy_max"],
             ]
         )
         out.append(
             [
-                f"default sampler ({r['sampler']}) masks >= 1 G elements/s",
+                f"default sampler ({r['sampler']}) masks >= "
+                f"{goals['mask_gelem_s_min']:g} G elements/s",
                 f"{r['mask_gelem_s']:.3f} G/s",
-                r["mask_gelem_s"] >= 1.0,
+                r["mask_gelem_s"] >= goals["mask_gelem_s_min"],
             ]
         )
     for r in results["attribution"]:
@@ -256,14 +260,16 @@ def targets(results) -> list[list]:
         q1, q3 = np.percentile(ratios, [25, 75])  # the spread of the paired ratios: the noise
         out.append(
             [
-                f"dropout overhead of the {r['model']} train step <= 5%",
+                f"dropout overhead of the {r['model']} train step <= "
+                f"{100 * goals['step_overhead_max']:g}%",
                 f"{100 * r['overhead']:.1f}% (quartiles {100 * q1:.1f}%, {100 * q3:.1f}%)",
-                r["overhead"] <= 0.05,
+                r["overhead"] <= goals["step_overhead_max"],
             ]
         )
+    speedup_goals = dict(map(tuple, goals["compact_dense_speedup_min"]))
     for r in results["compact"]:
-        if r["layer"] == "dense" and r["rate"] in (0.5, 0.8):
-            goal = 1.8 if r["rate"] == 0.5 else 3.5
+        goal = speedup_goals.get(r["rate"])
+        if r["layer"] == "dense" and goal is not None:
             best = max(r["speedup"], r.get("speedup_slices", 0.0))
             out.append(
                 [
@@ -276,33 +282,47 @@ def targets(results) -> list[list]:
     return out
 
 
-def _verdict(change: float, supported: bool) -> str:
+def _per_repeat(samples_ms) -> dict:
+    """{repeat: time}: the methods of one measurement share repeats, so ratios pair by repeat."""
+    return dict(enumerate(samples_ms))
+
+
+def _judged(label, slow, fast, low) -> str:
+    """'ratio mean [95% CI]x, region: verdict (MDE)' of per-repeat times `slow` / `fast`."""
+    part = core.ratio_part(label, _per_repeat(slow), _per_repeat(fast), low=low)
     return (
-        "within 5%, not supported"
-        if abs(change) <= 0.05
-        else ("supported" if supported else "not supported")
+        f"{part.label} {part.shown()} over {part.estimate.n} paired repeats, claimed "
+        f"{part.region()}: **{part.verdict}** (MDE {part.mde()})"
     )
 
 
 def claims(results) -> list[str]:
-    """Answers to the posts' speed claims, from this run's numbers."""
+    """The posts' speed claims, each a paired per-repeat time ratio judged by
+    dropout_study.stats against the region in the run's config (`speed_claims`)."""
+    regions = results["config"]["speed_claims"]
+    slower = 1.0 + regions["min_change"]
     out = []
     default = [r for r in results["sampling"]["rate_rows"] if r["sampler"] == masks.DEFAULT_SAMPLER]
     if len(default) >= 2:
         lo, hi = default[0], default[-1]
-        change = hi["dropout_ms"] / lo["dropout_ms"] - 1.0
         out.append(
             f"**Post 003: time grows with the rate.** A full dropout of "
             f"{results['sampling']['impl_elements']} float32 with the default sampler takes "
             f"{lo['dropout_ms']:.2f} ms at rate {lo['rate']} and {hi['dropout_ms']:.2f} ms at "
-            f"rate {hi['rate']} ({100 * change:+.0f}%): {_verdict(change, change > 0)}."
+            f"rate {hi['rate']} (medians). "
+            + _judged(
+                f"Time at rate {hi['rate']} / {lo['rate']}:",
+                hi["samples_ms"]["dropout"],
+                lo["samples_ms"]["dropout"],
+                slower,
+            )
+            + "."
         )
     epochs = results["epochs"]
     for model in dict.fromkeys(r["model"] for r in epochs):
         mine = sorted((r for r in epochs if r["model"] == model), key=lambda r: -r["keep_prob"])
         on = [r for r in mine if r["keep_prob"] < 1.0]  # dropout on: compare these if 2+
         a, b = (on[0], on[-1]) if len(on) >= 2 else (mine[0], mine[-1])
-        change = b["default_vs_baseline"] / a["default_vs_baseline"] - 1.0
         steps = ", ".join(
             f"{r['keep_prob']}: {r['default_epoch_s']:.1f} s ({r['default_vs_baseline']:.3f})"
             for r in mine
@@ -310,9 +330,13 @@ def claims(results) -> list[str]:
         text = (
             f"**Post 000: a smaller keep probability makes training slower ({model}).** "
             f"Projected epoch time with the default sampler at keep {steps} (in brackets: "
-            f"relative to keep {mine[0]['keep_prob']}, paired per repeat). From keep "
-            f"{a['keep_prob']} to {b['keep_prob']}: {100 * change:+.1f}%, "
-            f"{_verdict(change, change > 0)}"
+            f"relative to keep {mine[0]['keep_prob']}, paired per repeat). "
+            + _judged(
+                f"Time at keep {b['keep_prob']} / {a['keep_prob']}:",
+                b["samples_ms"]["default"],
+                a["samples_ms"]["default"],
+                slower,
+            )
         )
         if "twin_speedup" in b:
             text += (
@@ -328,10 +352,26 @@ def claims(results) -> list[str]:
             f"**Post 004: element dropout more than doubles the epoch time ({r['model']}, "
             f"{r['variant']} dropout).** Full dropout adds {100 * r['overhead']:.1f}% to the "
             f"train step (sampling {r['sampling_ms']:.1f} ms, application "
-            f"{r['application_ms']:.1f} ms of {r['full_ms']:.0f} ms): "
-            f"{_verdict(r['overhead'], r['overhead'] >= 1.0)}."
+            f"{r['application_ms']:.1f} ms of {r['full_ms']:.0f} ms, medians). "
+            + _judged(
+                "Step time with / without dropout:",
+                r["samples_ms"]["full"],
+                r["samples_ms"]["off"],
+                regions["doubling"],
+            )
+            + "."
         )
     return out
+
+
+def judge(results, cfg) -> dict:
+    """`results` with the targets and speed claims of config `cfg` (re)applied to its samples."""
+    results = dict(results, config=dict(results["config"]))
+    results["config"]["targets"] = cfg.targets.to_dict()
+    results["config"]["speed_claims"] = cfg.speed_claims.to_dict()
+    results["targets"] = targets(results)
+    results["claims"] = claims(results)
+    return results
 
 
 def _loads(loads) -> str:
@@ -343,7 +383,13 @@ def summary(results) -> str:
     lines = [
         "# Timing: mask sampling against the compute dropout could save\n",
         f"Command: `{results['command']}`  ",
-        f"Run: {results['started']}, {results['wall_s']:.0f} s wall.\n",
+        f"Run: {results['started']}, {results['wall_s']:.0f} s wall.  ",
+        *(
+            [f"Targets and claims re-judged from its samples with: `{results['judged_with']}`  "]
+            if "judged_with" in results
+            else []
+        ),
+        "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; "
         f"backend {m['backend']}; allocator {m['allocator']}; default PRNG "
         f"{m['default_prng_impl']} (partitionable={m['threefry_partitionable']}); load average "
