@@ -33,14 +33,14 @@ Variants:
     result.
 """
 
-from dropout_study import config_check
+from dropout_study import run_config
 
-VARIANTS = config_check.VARIANTS
+VARIANTS = run_config.VARIANTS
 
 
 def get_config(arg=None):
     """The run config of `arg` in VARIANTS (default 'full')."""
-    variant, config = config_check.variant_config("cifar100", "conv_family", arg, full_epochs=50)
+    variant, config = run_config.variant_config("cifar100", "conv_family", arg, full_epochs=50)
     config.data.label_mode = "fine"
     config.model.arch = "batchnorm"
     config.model.head = "gap"

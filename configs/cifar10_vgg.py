@@ -27,14 +27,14 @@ Variants:
     Result: best test accuracy 0.272 (epoch 3) on the sample's 500 test images (still rising).
 """
 
-from dropout_study import config_check
+from dropout_study import run_config
 
-VARIANTS = config_check.VARIANTS
+VARIANTS = run_config.VARIANTS
 
 
 def get_config(arg=None):
     """The run config of `arg` in VARIANTS (default 'full')."""
-    variant, config = config_check.variant_config("cifar10", "vgg", arg, full_epochs=250)
+    variant, config = run_config.variant_config("cifar10", "vgg", arg, full_epochs=250)
     config.model.filters = (64, 128, 256)
     config.model.ndense = 512
     config.model.batch_norm = True

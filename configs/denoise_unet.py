@@ -28,14 +28,14 @@ Variants:
     Result: best validation PSNR 24.40 dB (epoch 3); the noisy input itself: 20.33 dB.
 """
 
-from dropout_study import config_check
+from dropout_study import run_config
 
-VARIANTS = config_check.VARIANTS
+VARIANTS = run_config.VARIANTS
 
 
 def get_config(arg=None):
     """The run config of `arg` in VARIANTS (default 'full')."""
-    variant, config = config_check.variant_config("denoise", "unet", arg, full_epochs=30)
+    variant, config = run_config.variant_config("denoise", "unet", arg, full_epochs=30)
     config.data.base = "cifar10"
     config.data.corruption = "gaussian"
     config.data.noise_std = 0.1

@@ -23,14 +23,14 @@ Variants:
     Result: best test accuracy 0.750 (epoch 3) on the sample's 1,000 test reviews.
 """
 
-from dropout_study import config_check
+from dropout_study import run_config
 
-VARIANTS = config_check.VARIANTS
+VARIANTS = run_config.VARIANTS
 
 
 def get_config(arg=None):
     """The run config of `arg` in VARIANTS (default 'full')."""
-    _, config = config_check.variant_config("imdb", "text_cnn", arg, full_epochs=20)
+    _, config = run_config.variant_config("imdb", "text_cnn", arg, full_epochs=20)
     config.data.num_words = 20000
     config.data.maxlen = 200
     config.model.vocab_size = 20000

@@ -58,7 +58,7 @@ def _unknown_field(argv, key):
     return (
         f"error: {flag.split('=')[0]} names no field of the config ({key!r} is unknown). "
         "Fix: check the spelling against the config file (every field is in "
-        "dropout_study/config_check.py:default_config)."
+        "dropout_study/run_config.py:default_config)."
     )
 
 
@@ -105,9 +105,9 @@ def main(argv):
     logging.get_absl_handler().addFilter(_not_noise)
     config = _config()
     try:
-        from dropout_study import config_check  # light: no TensorFlow
+        from dropout_study import run_config  # light: no TensorFlow
 
-        summary = config_check.finished_summary(config, _WORKDIR.value)
+        summary = run_config.finished_summary(config, _WORKDIR.value)
         if summary is not None:
             print(
                 f"{_WORKDIR.value} is finished (best epoch {summary['best_epoch']}); nothing to do."

@@ -12,7 +12,7 @@ import pathlib
 
 from absl import app, flags
 
-from dropout_study import claims, config_check, report, run_files, sweeps
+from dropout_study import claims, report, run_config, run_files, sweeps
 
 README = "README.md"
 START, END = "<!-- claims table: start -->", "<!-- claims table: end -->"
@@ -33,7 +33,7 @@ def is_current(results_dir, name, configs_dir):
     planned = {t.name: json.loads(t.config.to_json()) for t in sweeps.expand(config)}
     return (
         committed.keys() == planned.keys()
-        and not any(config_check.config_changes(committed[n], planned[n]) for n in planned)
+        and not any(run_config.config_changes(committed[n], planned[n]) for n in planned)
         and sorted(manifest["seeds"]) == sorted(config.seeds)
     )
 

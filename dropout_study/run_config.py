@@ -156,7 +156,8 @@ def check_rates(model_config):
 
 
 def validate(config):
-    """Raises ValueError naming the first invalid field of a run config; returns None."""
+    """Raises ValueError naming the first invalid field of a run config; returns its model
+    config completed by `models.resolve_config` (resolved here once for the whole run)."""
     for name, kind in _REQUIRED.items():
         value = _get(config, name)
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
@@ -168,7 +169,7 @@ def validate(config):
     errors.check_choice("config.data.name", config.data.name, data.DATASETS)
     data.resolve(config.data)
     errors.check_choice("config.model.name", config.model.name, models.MODELS)
-    models.resolve_config(config.model)
+    model_config = models.resolve_config(config.model)
     errors.check_choice("config.optimizer.name", config.optimizer.name, optim.OPTIMIZERS)
     errors.check_choice("config.optimizer.schedule", config.optimizer.schedule, optim.SCHEDULES)
     if (config.task == "denoise") != (config.data.name == "denoise"):
@@ -213,6 +214,7 @@ def validate(config):
             f"{AUGMENTED_DATASETS}; set augment.crop_pad=0, augment.flip=False, augment.cutout=0."
         )
     check_rates(config.model)
+    return model_config
 
 
 def check_against_data(config, info):

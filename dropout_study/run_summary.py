@@ -6,12 +6,13 @@ import statistics
 
 import jax
 
-from dropout_study import allocator, models, train_step
+from dropout_study import allocator, train_step
 
 
-def summarize(config, info, progress, test, *, num_params, compile_s, workdir):
+def summarize(config, model_config, info, progress, test, *, num_params, compile_s, workdir):
     """The run's short summary: best epoch and value, test scores, data source and sizes, times.
 
+    `model_config`: `config.model` as `models.resolve_config` completed it (rates and keep probs).
     `progress`: the run's final train.Progress. `test`: score_test's {"selected": ...,
     "final": ...} (None on processes that write nothing).
     """
@@ -22,7 +23,7 @@ def summarize(config, info, progress, test, *, num_params, compile_s, workdir):
     return {
         "task": config.task,
         "model": config.model.name,
-        "model_config": models.resolve_config(config.model).to_dict(),  # rates and keep probs
+        "model_config": model_config.to_dict(),
         "seed": config.seed,
         "compute_dtype": config.compute_dtype,  # parameters and optimizer state are float32
         "data": info,

@@ -29,7 +29,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dropout_study import allocator, config_check, machine, mc_dropout, parallel, run_files, sweeps
+from dropout_study import allocator, machine, mc_dropout, parallel, run_config, run_files, sweeps
 from dropout_study.run_files import DONE, FAILED_STATUS, SKIPPED
 
 
@@ -96,7 +96,7 @@ def write_manifest(study_dir, new):
         old_configs = {t["name"]: t["config"] for t in old["trials"]}
         for t in new["trials"]:
             before = old_configs.get(t["name"], t["config"])
-            changes = config_check.config_changes(before, t["config"])
+            changes = run_config.config_changes(before, t["config"])
             if changes:
                 sections = sorted({k.split(".")[0] for k in changes})
                 raise ValueError(

@@ -26,11 +26,11 @@ from clu import metric_writers, periodic_actions
 
 from dropout_study import (
     checkpoint,
-    config_check,
     data,
     models,
     optim,
     parallel,
+    run_config,
     run_files,
     run_summary,
     train_step,
@@ -344,15 +344,15 @@ def _epoch_record(loop, progress, step, train_metrics, val_metrics, times):
     }
 
 
-def _prepare(config, workdir):
-    """Data, mesh, model and the initial (or restored) train state of a run."""
+def _prepare(config, model_config, workdir):
+    """Data, mesh, model (`model_config`: resolved) and the initial (or restored) train state."""
     dataset = data.load(config.data)
-    config_check.check_against_data(config, dataset.info)
+    run_config.check_against_data(config, dataset.info)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
     parallel.check_batch_size(config.eval_batch_size, mesh)
     steps_per_epoch = pipeline.num_batches(dataset.train, config.batch_size)
-    model = models.create_model(config.model)
+    model = models.build(model_config)
     tx = optim.create_optimizer(config.optimizer, steps_per_epoch, config.num_epochs)
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
     state = train_step.create_train_state(model, tx, init_key, dataset.train.x[:1])
@@ -420,18 +420,18 @@ def train_and_evaluate(config, workdir):
     Validates the config and the workdir before any compute, then trains epoch by epoch,
     writing metrics.jsonl, TensorBoard summaries, checkpoints and finally summary.json.
     """
-    config_check.validate(config)
+    model_config = run_config.validate(config)
     workdir = run_files.path(workdir)
-    finished = config_check.finished_summary(config, workdir)
+    finished = run_config.finished_summary(config, workdir)
     if finished is not None:  # a finished run is left exactly as it is
         logging.info("%s is finished; nothing to do", workdir)
         return finished
     writes = jax.process_index() == 0
-    setup = _prepare(config, workdir)
+    setup = _prepare(config, model_config, workdir)
     carry, checkpoints = setup.carry, setup.checkpoints
     num_params = sum(int(np.size(p)) for p in jax.tree.leaves(carry["state"].params))
     if writes:  # recorded once data and model are ready, so a failed start leaves no record
-        (workdir / run_files.CONFIG_FILE).write_text(config_check.config_json(config))
+        (workdir / run_files.CONFIG_FILE).write_text(run_config.config_json(config))
         _write_json_lines(workdir / run_files.METRICS_FILE, setup.progress.history, "w")
     # TensorBoard only: each epoch's metrics are logged once, by the epoch loop.
     writer = metric_writers.MultiWriter(
@@ -471,7 +471,14 @@ def train_and_evaluate(config, workdir):
         writer.close()
     info = json.loads(_dumps(setup.dataset.info))
     summary = run_summary.summarize(
-        config, info, progress, test, num_params=num_params, compile_s=compile_s, workdir=workdir
+        config,
+        model_config,
+        info,
+        progress,
+        test,
+        num_params=num_params,
+        compile_s=compile_s,
+        workdir=workdir,
     )
     if writes:
         text = _dumps(summary, indent=1, sort_keys=True) + "\n"

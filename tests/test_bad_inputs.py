@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from dropout_study import checkpoint, config_check, data, dropout, errors, run_files, train
+from dropout_study import checkpoint, data, dropout, errors, run_config, run_files, train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ERRORS = (*errors.INPUT_ERRORS, TypeError)  # TypeError: API misuse, outside the command
@@ -22,7 +22,7 @@ ERRORS = (*errors.INPUT_ERRORS, TypeError)  # TypeError: API misuse, outside the
 
 def _cnn(**overrides):
     """The quick text CNN on 640 reviews of the shipped IMDB sample."""
-    config = config_check.default_config("imdb", "text_cnn")
+    config = run_config.default_config("imdb", "text_cnn")
     config.data.update(source="sample", num_words=2000, maxlen=50, max_train=640, max_eval=200)
     config.model.update(vocab_size=2000, embed_dim=8, num_filters=8)
     config.update(num_epochs=1, batch_size=64)
@@ -48,7 +48,7 @@ def _a_file(tmp_path):
 def _other_config_recorded(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / run_files.CONFIG_FILE).write_text(
-        config_check.config_json(_cnn(num_epochs=7))
+        run_config.config_json(_cnn(num_epochs=7))
     )
     return _run(tmp_path)
 

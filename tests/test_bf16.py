@@ -8,12 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dropout_study import config_check, data, layers, models, optim, run_files, train, train_step
+from dropout_study import data, layers, models, optim, run_config, run_files, train, train_step
 
 
 def _conv_config(compute_dtype):
     """Post 002's conv net (batch-norm, then dropout 0.3) on the shipped CIFAR-10 sample."""
-    config = config_check.default_config("cifar10", "conv_family")
+    config = run_config.default_config("cifar10", "conv_family")
     config.model.update(filters=(8, 16), convs_per_stage=1, num_classes=10)
     config.model.update(arch="batchnorm_dropout", rate=0.3)
     config.update(num_epochs=3, batch_size=32, checkpoint_every_steps=0, log_every_steps=10)
@@ -121,15 +121,15 @@ def test_bf16_gradients_are_float32_and_near_the_float32_gradients():
 
 def test_a_saved_config_without_compute_dtype_ran_in_float32(tmp_path):
     config = _conv_config("float32")
-    saved = json.loads(config_check.config_json(config))
+    saved = json.loads(run_config.config_json(config))
     del saved["compute_dtype"]  # a run saved before the field existed
     (tmp_path / run_files.CONFIG_FILE).write_text(json.dumps(saved))
-    config_check.check_workdir(config, tmp_path)  # the same run: accepted
+    run_config.check_workdir(config, tmp_path)  # the same run: accepted
     with pytest.raises(ValueError, match="compute_dtype: 'float32' -> 'bfloat16'"):
-        config_check.check_workdir(_conv_config("bfloat16"), tmp_path)
+        run_config.check_workdir(_conv_config("bfloat16"), tmp_path)
 
 
 def test_an_unknown_compute_dtype_is_refused_naming_the_choices():
     config = _conv_config("float16")
     with pytest.raises(ValueError, match="compute_dtype.*bfloat16"):
-        config_check.validate(config)
+        run_config.validate(config)

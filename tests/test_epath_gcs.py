@@ -20,7 +20,7 @@ from etils.epath import backend as epath_backend
 from etils.epath import gpath as epath_gpath
 from fsspec.implementations.memory import MemoryFileSystem
 
-from dropout_study import config_check, report, run_files, sweeps
+from dropout_study import report, run_config, run_files, sweeps
 from dropout_study import study as study_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -112,13 +112,13 @@ def test_epath_study_tree_lives_in_the_bucket_and_reads_back(gcs, tmp_path):
 def test_epath_finished_run_check_reads_a_gcs_workdir(gcs):
     config = ml_collections.ConfigDict({"seed": 0, "num_epochs": 2})
     workdir = run_files.path("gs://bucket/run")
-    assert config_check.finished_summary(config, workdir) is None
-    (workdir / run_files.CONFIG_FILE).write_text(config_check.config_json(config))
+    assert run_config.finished_summary(config, workdir) is None
+    (workdir / run_files.CONFIG_FILE).write_text(run_config.config_json(config))
     run_files.write_json(workdir / run_files.SUMMARY_FILE, {"best_epoch": 1})
-    assert config_check.finished_summary(config, "gs://bucket/run") == {"best_epoch": 1}
+    assert run_config.finished_summary(config, "gs://bucket/run") == {"best_epoch": 1}
     config.num_epochs = 3
     with pytest.raises(ValueError, match="holds a run of a different config"):
-        config_check.finished_summary(config, "gs://bucket/run")
+        run_config.finished_summary(config, "gs://bucket/run")
 
 
 def test_gcs_bucket_that_does_not_exist_is_refused_before_anything_is_written(gcs, tmp_path):

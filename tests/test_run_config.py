@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from dropout_study import config_check, run_files, train
+from dropout_study import run_config, run_files, train
 
 NAMES = ("imdb_rnn", "imdb_cnn", "cifar10_vgg", "cifar100_conv", "denoise_unet")
 CONFIGS = [pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{n}.py" for n in NAMES]
@@ -19,7 +19,7 @@ def _module(path):
 
 
 def _cnn(**overrides):
-    config = config_check.default_config("imdb", "text_cnn")
+    config = run_config.default_config("imdb", "text_cnn")
     config.update_from_flattened_dict(overrides)
     return config
 
@@ -29,7 +29,7 @@ def test_every_variant_is_valid_and_documented(path):
     module = _module(path)
     assert module.VARIANTS[0] == "full" and "quick" in module.VARIANTS
     for variant in module.VARIANTS:
-        config_check.validate(module.get_config(variant))
+        run_config.validate(module.get_config(variant))
     assert module.get_config().to_dict() == module.get_config("full").to_dict()
     assert module.get_config("quick").data.source == "sample"
     doc = module.__doc__
@@ -60,31 +60,31 @@ def test_every_variant_is_valid_and_documented(path):
 )
 def test_invalid_field_is_named(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        config_check.validate(_cnn(**overrides))
+        run_config.validate(_cnn(**overrides))
 
 
 def test_model_and_dataset_must_match():
-    config = config_check.default_config("cifar10", "text_cnn")
+    config = run_config.default_config("cifar10", "text_cnn")
     with pytest.raises(ValueError, match="config.model.name='text_cnn' does not take"):
-        config_check.validate(config)
+        run_config.validate(config)
 
 
 def test_rate_in_a_per_level_tuple_is_named():
-    config = config_check.default_config("cifar10", "vgg")
+    config = run_config.default_config("cifar10", "vgg")
     config.model.block_rates = (0.2, 1.0, 0.2)
     with pytest.raises(ValueError, match="block_rates"):
-        config_check.validate(config)
+        run_config.validate(config)
 
 
 def test_missing_required_field_is_named():
     config = _cnn()
     del config["monitor"]
     with pytest.raises(ValueError, match="config.monitor is missing"):
-        config_check.validate(config)
+        run_config.validate(config)
     config = _cnn()
     del config.optimizer["learning_rate"]
     with pytest.raises(ValueError, match="config.optimizer.learning_rate is missing"):
-        config_check.validate(config)
+        run_config.validate(config)
 
 
 def test_wrong_type_is_named():
@@ -93,7 +93,7 @@ def test_wrong_type_is_named():
         del config["num_epochs"]
         config.num_epochs = "ten"
     with pytest.raises(ValueError, match="config.num_epochs='ten' has type str"):
-        config_check.validate(config)
+        run_config.validate(config)
 
 
 def test_invalid_config_fails_before_any_file_is_written(tmp_path):
@@ -104,11 +104,11 @@ def test_invalid_config_fails_before_any_file_is_written(tmp_path):
 
 def test_workdir_of_a_different_config_is_refused(tmp_path):
     config = _cnn()
-    (tmp_path / run_files.CONFIG_FILE).write_text(config_check.config_json(config))
-    config_check.check_workdir(config, tmp_path)  # the same config resumes
-    config_check.check_workdir(_cnn(checkpoint_every_steps=7, log_every_steps=3), tmp_path)
+    (tmp_path / run_files.CONFIG_FILE).write_text(run_config.config_json(config))
+    run_config.check_workdir(config, tmp_path)  # the same config resumes
+    run_config.check_workdir(_cnn(checkpoint_every_steps=7, log_every_steps=3), tmp_path)
     with pytest.raises(ValueError, match=r"model.output_rate: 0.5 -> 0.3.*new --workdir"):
-        config_check.check_workdir(_cnn(**{"model.output_rate": 0.3}), tmp_path)
+        run_config.check_workdir(_cnn(**{"model.output_rate": 0.3}), tmp_path)
     with pytest.raises(ValueError, match="seed: 0 -> 1"):
         train.train_and_evaluate(_cnn(seed=1), tmp_path)
 
@@ -116,7 +116,7 @@ def test_workdir_of_a_different_config_is_refused(tmp_path):
 def test_model_must_fit_the_data():
     config = _cnn(**{"model.num_classes": 3})
     with pytest.raises(ValueError, match="config.model.num_classes=3 .* 2 classes"):
-        config_check.check_against_data(config, {"num_classes": 2, "vocab_size": 20000})
+        run_config.check_against_data(config, {"num_classes": 2, "vocab_size": 20000})
     config = _cnn(**{"model.vocab_size": 1000})
     with pytest.raises(ValueError, match="config.model.vocab_size=1000 is smaller"):
-        config_check.check_against_data(config, {"num_classes": 2, "vocab_size": 20000})
+        run_config.check_against_data(config, {"num_classes": 2, "vocab_size": 20000})

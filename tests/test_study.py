@@ -206,9 +206,9 @@ def test_mc_evaluation_runs_once_for_sweeps_that_ask(tmp_path):
     config = _study(mc_samples=7)
     calls = []
 
-    def mc_fn(run_config, workdir, num_samples):
+    def mc_fn(config, workdir, num_samples):
         calls.append((workdir, num_samples))
-        return {"num_samples": num_samples, "seed": run_config.seed}
+        return {"num_samples": num_samples, "seed": config.seed}
 
     study_lib.run_study(config, tmp_path, train_fn=FakeTrain(), eval_fns={"mc_samples": mc_fn})
     assert len(calls) == 6 and {n for _, n in calls} == {7}
@@ -404,7 +404,7 @@ def test_there_is_a_study_per_post():
 
 @pytest.mark.parametrize("path", STUDY_FILES, ids=lambda p: p.stem)
 def test_study_configs_expand_into_valid_training_configs(path):
-    from dropout_study import config_check, models
+    from dropout_study import models, run_config
 
     for scale in ("cpu", "full"):
         config = sweeps.load_config_file(path, scale)
@@ -413,7 +413,7 @@ def test_study_configs_expand_into_valid_training_configs(path):
         trials = sweeps.expand(config)
         sweeps.references(config, trials)
         for trial in trials:
-            config_check.validate(trial.config)
+            run_config.validate(trial.config)
             models.create_model(trial.config.model)
             if scale == "cpu":
                 assert trial.config.data.source == "local", trial.name

@@ -11,10 +11,10 @@ import pytest
 
 from dropout_study import (
     checkpoint,
-    config_check,
     data,
     models,
     optim,
+    run_config,
     run_files,
     train,
     train_step,
@@ -24,7 +24,7 @@ from dropout_study.data import pipeline
 
 def _imdb_config(**overrides):
     """A small text CNN on 1,280 reviews of the shipped IMDB sample (20 steps per epoch)."""
-    config = config_check.default_config("imdb", "text_cnn")
+    config = run_config.default_config("imdb", "text_cnn")
     config.data.update(source="sample", num_words=5000, maxlen=100, max_train=1280, max_eval=500)
     config.model.update(vocab_size=5000, embed_dim=32, num_filters=32, output_rate=0.5)
     config.update(num_epochs=3, batch_size=64, log_every_steps=5, checkpoint_every_steps=8)
@@ -132,7 +132,7 @@ def test_update_best(monitor, values, best_epoch, stop_after):
 @pytest.fixture(scope="module")
 def conv_setup():
     """A tiny batch-norm + dropout conv net, its state, a real CIFAR-10 sample batch, a jit step."""
-    config = config_check.default_config("cifar10", "conv_family")
+    config = run_config.default_config("cifar10", "conv_family")
     config.model.update(filters=(4, 8), convs_per_stage=1, num_classes=10, arch="batchnorm_dropout")
     config.model.rate = 0.5
     dataset = data.load(config.data)

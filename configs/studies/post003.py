@@ -43,7 +43,7 @@ import pathlib
 
 import ml_collections
 
-from dropout_study import config_check, sweeps
+from dropout_study import run_config, sweeps
 from dropout_study.claims import post003 as claims
 
 STUDIES = pathlib.Path(__file__).resolve().parent
@@ -57,7 +57,7 @@ CPU_LSTM_EPOCHS = 10  # the LSTM runs committed in results/post003
 
 def _mlp(scale):
     """The MLP on CIFAR-10 without dropout."""
-    config = config_check.default_config("cifar10", "mlp")
+    config = run_config.default_config("cifar10", "mlp")
     config.data.update(source="local", variant="jpeg", validation="holdout")
     config.model.hidden = (512, 512)
     config.model.rates = NO_DROPOUT

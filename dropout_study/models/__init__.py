@@ -22,7 +22,7 @@ from dropout_study.models.text import LSTMClassifier, TextCNN
 from dropout_study.models.unet import UNet
 from dropout_study.models.vgg import VGG
 
-__all__ = ["MODELS", "create_model", "default_config", "resolve_config"]
+__all__ = ["MODELS", "build", "create_model", "default_config", "resolve_config"]
 
 MODELS = {
     "text_cnn": TextCNN,
@@ -83,7 +83,11 @@ def resolve_config(model_config) -> ml_collections.ConfigDict:
 
 def create_model(model_config) -> nn.Module:
     """The Linen module described by `model_config` (see `resolve_config`)."""
-    config = resolve_config(model_config)
+    return build(resolve_config(model_config))
+
+
+def build(config) -> nn.Module:
+    """The Linen module of a model config that `resolve_config` already completed."""
     kwargs = {
         field: value
         for field, value in config.items()
