@@ -282,14 +282,10 @@ def targets(results) -> list[list]:
     return out
 
 
-def _per_repeat(samples_ms) -> dict:
-    """{repeat: time}: the methods of one measurement share repeats, so ratios pair by repeat."""
-    return dict(enumerate(samples_ms))
-
-
 def _judged(label, slow, fast, low) -> str:
-    """'ratio mean [95% CI]x, region: verdict (MDE)' of per-repeat times `slow` / `fast`."""
-    part = core.ratio_part(label, _per_repeat(slow), _per_repeat(fast), low=low)
+    """'ratio mean [95% CI]x, region: verdict (MDE)' of per-repeat times `slow` / `fast`; the
+    methods of one measurement share repeats, so the ratios pair by repeat."""
+    part = core.ratio_part(label, dict(enumerate(slow)), dict(enumerate(fast)), low=low)
     return (
         f"{part.label} {part.shown()} over {part.estimate.n} paired repeats, claimed "
         f"{part.region()}: **{part.verdict}** (MDE {part.mde()})"
@@ -305,18 +301,13 @@ def claims(results) -> list[str]:
     default = [r for r in results["sampling"]["rate_rows"] if r["sampler"] == masks.DEFAULT_SAMPLER]
     if len(default) >= 2:
         lo, hi = default[0], default[-1]
+        slow, fast = hi["samples_ms"]["dropout"], lo["samples_ms"]["dropout"]
+        judged = _judged(f"Time at rate {hi['rate']} / {lo['rate']}:", slow, fast, slower)
         out.append(
             f"**Post 003: time grows with the rate.** A full dropout of "
             f"{results['sampling']['impl_elements']} float32 with the default sampler takes "
             f"{lo['dropout_ms']:.2f} ms at rate {lo['rate']} and {hi['dropout_ms']:.2f} ms at "
-            f"rate {hi['rate']} (medians). "
-            + _judged(
-                f"Time at rate {hi['rate']} / {lo['rate']}:",
-                hi["samples_ms"]["dropout"],
-                lo["samples_ms"]["dropout"],
-                slower,
-            )
-            + "."
+            f"rate {hi['rate']} (medians). {judged}."
         )
     epochs = results["epochs"]
     for model in dict.fromkeys(r["model"] for r in epochs):
@@ -327,16 +318,12 @@ def claims(results) -> list[str]:
             f"{r['keep_prob']}: {r['default_epoch_s']:.1f} s ({r['default_vs_baseline']:.3f})"
             for r in mine
         )
+        slow, fast = b["samples_ms"]["default"], a["samples_ms"]["default"]
+        judged = _judged(f"Time at keep {b['keep_prob']} / {a['keep_prob']}:", slow, fast, slower)
         text = (
             f"**Post 000: a smaller keep probability makes training slower ({model}).** "
             f"Projected epoch time with the default sampler at keep {steps} (in brackets: "
-            f"relative to keep {mine[0]['keep_prob']}, paired per repeat). "
-            + _judged(
-                f"Time at keep {b['keep_prob']} / {a['keep_prob']}:",
-                b["samples_ms"]["default"],
-                a["samples_ms"]["default"],
-                slower,
-            )
+            f"relative to keep {mine[0]['keep_prob']}, paired per repeat). {judged}"
         )
         if "twin_speedup" in b:
             text += (
@@ -348,18 +335,13 @@ def claims(results) -> list[str]:
     for r in results["attribution"]:
         if not r["model"].startswith("denoise"):
             continue
+        slow, fast = r["samples_ms"]["full"], r["samples_ms"]["off"]
+        judged = _judged("Step time with / without dropout:", slow, fast, regions["doubling"])
         out.append(
             f"**Post 004: element dropout more than doubles the epoch time ({r['model']}, "
             f"{r['variant']} dropout).** Full dropout adds {100 * r['overhead']:.1f}% to the "
             f"train step (sampling {r['sampling_ms']:.1f} ms, application "
-            f"{r['application_ms']:.1f} ms of {r['full_ms']:.0f} ms, medians). "
-            + _judged(
-                "Step time with / without dropout:",
-                r["samples_ms"]["full"],
-                r["samples_ms"]["off"],
-                regions["doubling"],
-            )
-            + "."
+            f"{r['application_ms']:.1f} ms of {r['full_ms']:.0f} ms, medians). {judged}."
         )
     return out
 
@@ -380,16 +362,13 @@ def _loads(loads) -> str:
 
 def summary(results) -> str:
     m = results["machine"]
+    run = f"Run: {results['started']}, {results['wall_s']:.0f} s wall."
+    if "judged_with" in results:
+        run += f"  \nTargets and claims re-judged from its samples with: `{results['judged_with']}`"
     lines = [
         "# Timing: mask sampling against the compute dropout could save\n",
         f"Command: `{results['command']}`  ",
-        f"Run: {results['started']}, {results['wall_s']:.0f} s wall.  ",
-        *(
-            [f"Targets and claims re-judged from its samples with: `{results['judged_with']}`  "]
-            if "judged_with" in results
-            else []
-        ),
-        "",
+        run + "\n",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; "
         f"backend {m['backend']}; allocator {m['allocator']}; default PRNG "
         f"{m['default_prng_impl']} (partitionable={m['threefry_partitionable']}); load average "
