@@ -3,11 +3,15 @@
 The input projection of every time step (x @ W + b) is one big matmul before the loop. The
 hand-written backward keeps only dh, dc and dz @ U^T in the reverse loop: the forward loop already
 stores the gate derivatives it needs, and dU = sum_t h_{t-1}^T dz_t is one big matmul after it.
+Both loops unroll UNROLL steps per iteration (`python -m dropout_study.bench --models=imdb_rnn`
+times the step).
 Gates are in Keras / Flax order (i, f, g, o); sigmoid(z) = (1 + tanh(z / 2)) / 2, so all four
 gates are a single tanh over (N, 4H). Time-major throughout: xp (T, N, 4H)."""
 
 import jax
 import jax.numpy as jnp
+
+UNROLL = 4  # time steps per loop iteration: fewer iterations, ops scheduled across steps
 
 
 def _gate_affine(hidden: int, dtype) -> tuple[jax.Array, jax.Array]:
@@ -44,7 +48,7 @@ def _run(xp: jax.Array, kernel: jax.Array, mask: jax.Array | None, keep_residual
         return (h, c), (h, dgate, o * (1 - tanh_c * tanh_c), f)
 
     zeros = jnp.zeros((batch, width // 4), xp.dtype)
-    _, out = jax.lax.scan(step, (zeros, zeros), xp)
+    _, out = jax.lax.scan(step, (zeros, zeros), xp, unroll=UNROLL)
     return out
 
 
@@ -67,16 +71,15 @@ def _bwd(residuals, d_hs):
     hs, dgate, dc_dh, forget, kernel, mask = residuals
     steps, batch, hidden = hs.shape
     h_prev = jnp.concatenate([jnp.zeros((1, batch, hidden), hs.dtype), hs[:-1]])  # h_{t-1}
-    h_slot = jnp.array([0.0, 0.0, 0.0, 1.0], hs.dtype)[:, None]  # the o gate takes dh, not dc
+    kernel_t = kernel.T  # (4H, H), transposed once rather than in every step
 
     def step(carry, inputs):
         dh_rec, dc_next, d_mask = carry
         d_h_t, dgate_t, dc_dh_t, f_t, *h_prev_t = inputs
         dh = d_h_t + dh_rec
         dc = dc_next + dh * dc_dh_t
-        d_state = dc[:, None, :] + (dh - dc)[:, None, :] * h_slot  # (N, 4, H): dc, dc, dc, dh
-        dz = (d_state * dgate_t.reshape(batch, 4, hidden)).reshape(batch, 4 * hidden)
-        d_h_in = jax.lax.dot_general(dz, kernel, (((1,), (1,)), ((), ())))  # dz @ U^T (N, H)
+        dz = jnp.concatenate([dc, dc, dc, dh], axis=-1) * dgate_t  # the o gate takes dh, not dc
+        d_h_in = dz @ kernel_t  # (N, H)
         if mask is None:
             return (d_h_in, dc * f_t, d_mask), dz
         return (d_h_in * mask, dc * f_t, d_mask + d_h_in * h_prev_t[0]), dz
@@ -84,7 +87,7 @@ def _bwd(residuals, d_hs):
     zeros = jnp.zeros((batch, hidden), hs.dtype)
     carry = (zeros, zeros, None if mask is None else zeros)
     inputs = (d_hs, dgate, dc_dh, forget) + (() if mask is None else (h_prev,))
-    (_, _, d_mask), dz = jax.lax.scan(step, carry, inputs, reverse=True)
+    (_, _, d_mask), dz = jax.lax.scan(step, carry, inputs, reverse=True, unroll=UNROLL)
     h_in_prev = h_prev if mask is None else h_prev * mask
     # dU = sum_t h_in_{t-1}^T dz_t as one 2-D matmul (XLA:CPU is slow on the 3-D contraction).
     d_kernel = h_in_prev.reshape(steps * batch, hidden).T @ dz.reshape(steps * batch, 4 * hidden)
