@@ -29,9 +29,9 @@ MODEL_DATASETS = {
     "unet": ("denoise",),
 }
 # Fields that steer how a run is carried out, not what it computes: they may change on resume.
-RUN_CONTROL_FIELDS = ("checkpoint_every_steps", "log_every_steps")
+RUN_CONTROL_FIELDS = ("checkpoint_every_steps", "log_every_steps", "device_resident")
 # Fields added after runs were saved, with the value that a saved config without them ran with.
-LEGACY_DEFAULTS = {"compute_dtype": "float32"}
+LEGACY_DEFAULTS = {"compute_dtype": "float32", "device_resident": False}
 
 _REQUIRED = {
     "seed": numbers.Integral,
@@ -40,6 +40,7 @@ _REQUIRED = {
     "eval_batch_size": numbers.Integral,
     "num_epochs": numbers.Integral,
     "compute_dtype": str,
+    "device_resident": bool,
     "monitor": str,
     "test_every_epoch": bool,
     "checkpoint_every_steps": numbers.Integral,
@@ -97,6 +98,7 @@ def default_config(dataset, model):
             "eval_batch_size": 256,
             "num_epochs": 10,
             "compute_dtype": "float32",  # or bfloat16: float32 parameters and optimizer state
+            "device_resident": False,  # training split uploaded once, batches gathered there
             "monitor": "val_psnr" if denoise else "val_accuracy",  # best checkpoint, early stop
             "test_every_epoch": False,  # also score the test split each epoch (never selects)
             "checkpoint_every_steps": 500,  # mid-epoch 'latest' checkpoints; 0 = epoch ends only

@@ -25,6 +25,7 @@ def summarize(config, model_config, info, progress, test, *, num_params, compile
         "model": config.model.name,
         "model_config": model_config.to_dict(),
         "seed": config.seed,
+        "device_resident": config.device_resident,
         "compute_dtype": config.compute_dtype,  # parameters and optimizer state are float32
         "data": info,
         "num_params": num_params,

@@ -35,7 +35,7 @@ from dropout_study import (
     run_summary,
     train_step,
 )
-from dropout_study.data import pipeline
+from dropout_study.data import device_data, pipeline
 
 DIVERGED = 100  # an epoch's mean loss over this many times the chance-level loss: diverged
 DIVERGED_FIX = (
@@ -196,6 +196,7 @@ class _Loop:
     dataset: data.Dataset
     mesh: jax.sharding.Mesh
     steps_per_epoch: int
+    train_batches: Callable  # (epoch, start_step) -> the epoch's global batches (_batch_source)
     train_fn: Callable  # compiled (state, sums, batch, key) -> (state, sums)
     eval_fn: Callable  # compiled (state, sums, batch) -> sums
     train_key: jax.Array
@@ -269,6 +270,29 @@ def score_test(loop, like, progress):
     return scores
 
 
+def _batch_source(config, train_split, mesh, process):
+    """(epoch, start_step) -> iterator of the epoch's global training batches from that step.
+
+    Fed from the host (`pipeline.batches`, each process its slice), or with
+    `config.device_resident` gathered from a copy of the split uploaded once (`device_data`):
+    the same batches either way.
+    """
+    if config.device_resident:
+        on_device = device_data.put(train_split, mesh)
+        return lambda epoch, start: device_data.batches(
+            on_device, config.batch_size, seed=config.seed, epoch=epoch, start_step=start
+        )
+
+    def from_host(epoch, start):
+        for batch in pipeline.batches(
+            train_split, config.batch_size, seed=config.seed, epoch=epoch, start_step=start,
+            **process,
+        ):  # fmt: skip
+            yield parallel.global_batch(batch, mesh)
+
+    return from_host
+
+
 def _train_epoch(loop, state, sums, progress):
     """Trains from step progress.step to the end of its epoch; returns (state, sums, step).
 
@@ -279,14 +303,6 @@ def _train_epoch(loop, state, sums, progress):
     config, steps_per_epoch = loop.config, loop.steps_per_epoch
     step = progress.step
     epoch, offset = divmod(step, steps_per_epoch)
-    batches = pipeline.batches(
-        loop.dataset.train,
-        config.batch_size,
-        seed=config.seed,
-        epoch=epoch,
-        start_step=offset,
-        **loop.process,
-    )
     bar = tqdm.tqdm(
         total=steps_per_epoch,
         initial=offset,
@@ -296,10 +312,8 @@ def _train_epoch(loop, state, sums, progress):
         mininterval=1.0,
         disable=jax.process_index() != 0,
     )
-    for batch in batches:
-        state, sums = loop.train_fn(
-            state, sums, parallel.global_batch(batch, loop.mesh), loop.train_key
-        )
+    for batch in loop.train_batches(epoch, offset):
+        state, sums = loop.train_fn(state, sums, batch, loop.train_key)
         step += 1
         bar.update()
         if step % config.log_every_steps == 0:
@@ -449,6 +463,7 @@ def train_and_evaluate(config, workdir):
             dataset=setup.dataset,
             mesh=setup.mesh,
             steps_per_epoch=setup.steps_per_epoch,
+            train_batches=_batch_source(config, setup.dataset.train, setup.mesh, process),
             train_fn=train_fn,
             eval_fn=eval_fn,
             train_key=setup.train_key,

@@ -155,6 +155,8 @@ def _run_all(root):
     try:
         jobs.append(_Job([sys.executable, __file__, str(root / "inv")], 8, root / "inv.log"))
         jobs.append(_Job(_main_command(root / "single"), 4, root / "single.log"))
+        resident = _main_command(root / "resident", "--config.device_resident=True")
+        jobs.append(_Job(resident, 4, root / "resident.log"))
         for process_id in (0, 1):
             flags = (f"--coordinator_address={coordinator}", "--num_processes=2")
             command = _main_command(root / "multi", *flags, f"--process_id={process_id}")
@@ -167,8 +169,9 @@ def _run_all(root):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """{"invariance": dir of per-device-count results, "multi": workdir of the 2-process 4-device
-    run, "single": workdir of the 1-process 4-device run}, made once per test session.
+    """{"inv": dir of per-device-count results, "multi": workdir of the 2-process 4-device run,
+    "single": workdir of the 1-process 4-device run, "resident": the same with the training split
+    on the devices}, made once per test session.
 
     Under pytest-xdist the workers share the session's temporary directory; a lock lets the first
     worker run the subprocesses while another waits for it, then reuses its results.
@@ -184,7 +187,7 @@ def runs(tmp_path_factory):
             (root / "started").touch()
             _run_all(root)
             (root / "done").touch()
-    return {"invariance": root / "inv", "multi": root / "multi", "single": root / "single"}
+    return {name: root / name for name in ("inv", "multi", "single", "resident")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,14 +277,14 @@ def _section(results, prefix):
 
 @pytest.mark.slow
 def test_masks_are_identical_on_1_and_8_devices(runs):
-    reference = _section(_load(runs["invariance"] / "1.npz"), "dropped")
+    reference = _section(_load(runs["inv"] / "1.npz"), "dropped")
     assert set(reference) == {*layers.VARIANTS, *(f"sampler_{s}" for s in masks.SAMPLERS)} | {
         "variational"
     }
     for name, values in reference.items():  # real masks: about half the units dropped, or noise
         dropped = np.mean(values < values.max())
         assert 0.3 < dropped < 0.7 or name == "gaussian" and np.unique(values).size > 1000, name
-    results = _load(runs["invariance"] / "8.npz")
+    results = _load(runs["inv"] / "8.npz")
     shards = _section(results, "shards")
     assert set(shards) == set(reference) and all(int(s) == 8 for s in shards.values()), shards
     for name, values in _section(results, "dropped").items():
@@ -290,13 +293,13 @@ def test_masks_are_identical_on_1_and_8_devices(runs):
 
 @pytest.mark.slow
 def test_train_steps_on_1_2_4_8_devices_give_the_same_parameters(runs):
-    init = _load(runs["invariance"] / "init.npz")
-    one = _load(runs["invariance"] / "1.npz")
+    init = _load(runs["inv"] / "init.npz")
+    one = _load(runs["inv"] / "1.npz")
     params = _section(one, "params")
     moved = max(float(np.max(np.abs(params[k] - init[k]))) for k in init)
     assert moved > 100 * PARAM_ATOL  # the steps changed the parameters well beyond the tolerance
     for n in DEVICE_COUNTS[1:]:
-        results = _load(runs["invariance"] / f"{n}.npz")
+        results = _load(runs["inv"] / f"{n}.npz")
         np.testing.assert_allclose(results["losses"], one["losses"], rtol=LOSS_RTOL)
         for name, value in _section(results, "params").items():
             np.testing.assert_allclose(value, params[name], rtol=0, atol=PARAM_ATOL, err_msg=name)
@@ -325,6 +328,16 @@ def test_two_processes_train_like_one_process_on_as_many_devices(runs):
     for got, want in zip(multi_records, single_records, strict=True):
         assert got == pytest.approx(want, rel=LOSS_RTOL)
     assert multi["best_epoch"] == single["best_epoch"]
+
+
+@pytest.mark.slow
+def test_device_resident_data_on_4_devices_trains_exactly_like_the_host_pipeline(runs):
+    resident = json.loads((runs["resident"] / run_files.SUMMARY_FILE).read_text())
+    single = json.loads((runs["single"] / run_files.SUMMARY_FILE).read_text())
+    assert resident["device_resident"] and not single["device_resident"]
+    assert resident["devices"] == single["devices"]
+    assert _records(runs["resident"]) == _records(runs["single"])
+    assert resident["test"] == single["test"]
 
 
 @pytest.mark.slow

@@ -24,6 +24,20 @@ def epoch_order(n, seed, epoch):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def global_rows(split, batch_size, *, seed, epoch, shuffle=True, start_step=0):
+    """Yields the row indices (batch_size,) of each global batch of `epoch`, from `start_step`.
+
+    The one definition of the training order: `batches` slices each host's rows from these, and
+    `device_data.batches` gathers them on the device.
+    """
+    steps = num_batches(split, batch_size)
+    if not 0 <= start_step <= steps:
+        raise ValueError(f"start_step={start_step} must lie in [0, {steps}] (batches per epoch).")
+    order = epoch_order(len(split), seed, epoch) if shuffle else np.arange(len(split))
+    for step in range(start_step, steps):
+        yield order[step * batch_size : (step + 1) * batch_size]
+
+
 def batches(
     split,
     batch_size,
@@ -40,15 +54,12 @@ def batches(
     batch_size is the global batch. start_step skips that many batches of the epoch without
     touching their data (cheap resume).
     """
-    steps = num_batches(split, batch_size)
     local = local_batch_size(batch_size, process_index, process_count)
-    if not 0 <= start_step <= steps:
-        raise ValueError(f"start_step={start_step} must lie in [0, {steps}] (batches per epoch).")
-    order = epoch_order(len(split), seed, epoch) if shuffle else np.arange(len(split))
-    for step in range(start_step, steps):
-        begin = step * batch_size + process_index * local
-        rows = order[begin : begin + local]
-        yield {"x": split.x[rows], "y": split.y[rows]}
+    mine = slice(process_index * local, (process_index + 1) * local)
+    for rows in global_rows(
+        split, batch_size, seed=seed, epoch=epoch, shuffle=shuffle, start_step=start_step
+    ):
+        yield {"x": split.x[rows[mine]], "y": split.y[rows[mine]]}
 
 
 def padded_batches(split, batch_size, *, process_index=0, process_count=1):
