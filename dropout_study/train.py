@@ -13,7 +13,6 @@ end, `summary.json`.
 import dataclasses
 import functools
 import json
-import math
 import time
 from collections.abc import Callable
 
@@ -27,6 +26,7 @@ from clu import metric_writers, periodic_actions
 from dropout_study import (
     checkpoint,
     data,
+    divergence,
     models,
     optim,
     parallel,
@@ -37,10 +37,6 @@ from dropout_study import (
 )
 from dropout_study.data import device_data, pipeline
 
-DIVERGED = 100  # an epoch's mean loss over this many times the chance-level loss: diverged
-DIVERGED_FIX = (
-    "Fix: lower optimizer.learning_rate or set optimizer.grad_clip_norm, in a new --workdir."
-)
 # Per-epoch record fields that measure the machine rather than the run (they differ on a rerun).
 TIME_FIELDS = (
     "epoch_time_s",
@@ -93,52 +89,6 @@ def update_best(progress, record, *, monitor, min_delta, patience):
     stop = patience > 0 and bad_epochs >= patience
     new = dataclasses.replace(progress, best=best, bad_epochs=bad_epochs, stopped_early=stop)
     return new, improved, stop
-
-
-def _check_finite(sums, checkpoints, steps_per_epoch):
-    """Raises FloatingPointError naming the first step whose loss was NaN or Inf."""
-    bad = int(jax.device_get(sums["nonfinite_step"]))
-    if bad < 0:
-        return
-    epoch, batch = divmod(bad - 1, steps_per_epoch)
-    raise FloatingPointError(
-        f"the training loss became NaN or Inf at step {bad} (epoch {epoch + 1}, batch "
-        f"{batch + 1} of {steps_per_epoch}); training stopped and {_last_good(checkpoints)}. "
-        f"{DIVERGED_FIX}"
-    )
-
-
-def chance_loss(task, num_classes):
-    """The loss of a predictor that knows nothing: log(K) nats, or an MSE of 1 on [0, 1] images."""
-    return 1.0 if task == "denoise" else math.log(max(num_classes, 2))
-
-
-def _last_good(checkpoints):
-    """Words for the newest 'latest' checkpoint, which a stopped run keeps."""
-    kept = checkpoints.steps(checkpoint.LATEST)
-    if not kept:
-        return "no checkpoint had been written yet"
-    path = checkpoints.directory / checkpoint.LATEST / str(kept[-1])
-    return f"the last good checkpoint, {path}, is kept"
-
-
-def _check_diverged(loop, train_metrics, val_metrics, epoch):
-    """FloatingPointError when an epoch's mean train or validation loss is not finite or over
-    DIVERGED times the chance-level loss: per-step losses can stay finite while a run diverges
-    (or their epoch sums overflow). The epoch is then not recorded."""
-    limit = DIVERGED * chance_loss(loop.config.task, loop.dataset.info.get("num_classes", 0))
-    bad = {
-        f"{split} loss": m["loss"]
-        for split, m in (("train", train_metrics), ("validation", val_metrics))
-        if not m["loss"] <= limit  # NaN fails too
-    }
-    if bad:
-        shown = ", ".join(f"{k} {v:.3g}" for k, v in bad.items())
-        raise FloatingPointError(
-            f"training diverged in epoch {epoch + 1} ({shown}; more than {DIVERGED}x the "
-            f"chance-level loss {limit / DIVERGED:.3g}); the epoch is not recorded and "
-            f"{_last_good(loop.checkpoints)}. {DIVERGED_FIX}"
-        )
 
 
 def _json_default(value):
@@ -206,38 +156,50 @@ class _Loop:
     process: dict  # {"process_index", "process_count"} for the input pipeline
 
 
+def step_functions(config):
+    """(train step, eval step): train_step's functions with `config`'s fields bound, unjitted."""
+    augment_kwargs = dict(config.augment) if _augments(config) else None
+    train = functools.partial(
+        train_step.train_step,
+        task=config.task,
+        l1=config.regularization.l1,
+        l2=config.regularization.l2,
+        augment_kwargs=augment_kwargs,
+        compute_dtype=config.compute_dtype,
+    )
+    evaluate = functools.partial(
+        train_step.eval_step, task=config.task, compute_dtype=config.compute_dtype
+    )
+    return train, evaluate
+
+
+def compile_eval(config, dataset, mesh, state, process):
+    """The AOT-compiled eval step (state, sums, batch) -> sums of one (unstacked) train state."""
+    _, evaluate = step_functions(config)
+    batch = next(pipeline.padded_batches(dataset.validation, config.eval_batch_size, **process))
+    return (
+        jax.jit(evaluate, donate_argnums=(1,))
+        .lower(
+            state,
+            parallel.replicate(train_step.zero_eval_sums(), mesh),
+            parallel.global_batch(batch, mesh),
+        )
+        .compile()
+    )
+
+
 def _compile(config, dataset, mesh, carry, train_key, process):
     """AOT-compiled (train_fn, eval_fn) and the seconds spent compiling them."""
-    augment_kwargs = dict(config.augment) if _augments(config) else None
-    train_jit = jax.jit(
-        functools.partial(
-            train_step.train_step,
-            task=config.task,
-            l1=config.regularization.l1,
-            l2=config.regularization.l2,
-            augment_kwargs=augment_kwargs,
-            compute_dtype=config.compute_dtype,
-        ),
-        donate_argnums=(0, 1),
-    )
-    eval_jit = jax.jit(
-        functools.partial(
-            train_step.eval_step, task=config.task, compute_dtype=config.compute_dtype
-        ),
-        donate_argnums=(1,),
-    )
+    train, _ = step_functions(config)
     start = time.perf_counter()
     # Any batch will do: compilation needs shapes, dtypes and shardings only.
     batch = next(pipeline.batches(dataset.train, config.batch_size, seed=0, epoch=0, **process))
-    train_fn = train_jit.lower(
-        carry["state"], carry["sums"], parallel.global_batch(batch, mesh), train_key
-    ).compile()
-    batch = next(pipeline.padded_batches(dataset.validation, config.eval_batch_size, **process))
-    eval_fn = eval_jit.lower(
-        carry["state"],
-        parallel.replicate(train_step.zero_eval_sums(), mesh),
-        parallel.global_batch(batch, mesh),
-    ).compile()
+    train_fn = (
+        jax.jit(train, donate_argnums=(0, 1))
+        .lower(carry["state"], carry["sums"], parallel.global_batch(batch, mesh), train_key)
+        .compile()
+    )
+    eval_fn = compile_eval(config, dataset, mesh, carry["state"], process)
     return train_fn, eval_fn, time.perf_counter() - start
 
 
@@ -317,14 +279,14 @@ def _train_epoch(loop, state, sums, progress):
         step += 1
         bar.update()
         if step % config.log_every_steps == 0:
-            _check_finite(sums, loop.checkpoints, steps_per_epoch)
+            divergence.check_finite(sums, loop.checkpoints, steps_per_epoch)
             running = train_step.means(sums, config.task)
             score = train_step.score_name(config.task)
             bar.set_postfix({"loss": f"{running['loss']:.4f}", score: f"{running[score]:.4f}"})
         loop.report_progress(step)  # triggers on the steps above, once the device has caught up
         every = config.checkpoint_every_steps
         if every and step % every == 0 and step % steps_per_epoch:
-            _check_finite(sums, loop.checkpoints, steps_per_epoch)
+            divergence.check_finite(sums, loop.checkpoints, steps_per_epoch)
             loop.checkpoints.save(
                 checkpoint.LATEST,
                 step,
@@ -332,7 +294,7 @@ def _train_epoch(loop, state, sums, progress):
                 dataclasses.replace(progress, step=step).to_json(),
             )
     bar.close()
-    _check_finite(sums, loop.checkpoints, steps_per_epoch)
+    divergence.check_finite(sums, loop.checkpoints, steps_per_epoch)
     return state, sums, step
 
 
@@ -358,9 +320,8 @@ def _epoch_record(loop, progress, step, train_metrics, val_metrics, times):
     }
 
 
-def _prepare(config, model_config, workdir):
+def _prepare(config, model_config, workdir, dataset):
     """Data, mesh, model (`model_config`: resolved) and the initial (or restored) train state."""
-    dataset = data.load(config.data)
     run_config.check_against_data(config, dataset.info)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
@@ -382,50 +343,125 @@ def _prepare(config, model_config, workdir):
     return _Setup(dataset, mesh, steps_per_epoch, train_key, carry, progress, checkpoints)
 
 
+def end_epoch(loop, state, sums, progress, step, times, metrics_dir):
+    """After an epoch's training (`times`: its train and compile seconds): validates, records,
+    checkpoints ('best' when it improved, and 'latest') and logs; returns (the new Progress, the
+    next epoch's zero sums)."""
+    config = loop.config
+    train_metrics = train_step.means(sums, config.task)
+    start = time.perf_counter()
+    val_metrics = evaluate(loop, state, loop.dataset.validation)
+    times = {**times, "eval": time.perf_counter() - start}
+    divergence.check_diverged(
+        config.task,
+        loop.dataset.info.get("num_classes", 0),
+        loop.checkpoints,
+        train_metrics,
+        val_metrics,
+        progress.step // loop.steps_per_epoch,
+    )
+    record = _epoch_record(loop, progress, step, train_metrics, val_metrics, times)
+    if config.test_every_epoch:  # the posts' protocol, for comparison only: never selects
+        test_metrics = evaluate(loop, state, loop.dataset.test)
+        record.update({f"test_{k}": v for k, v in test_metrics.items()})
+    progress, improved, stop = update_best(
+        dataclasses.replace(progress, step=step, history=(*progress.history, record)),
+        record,
+        monitor=config.monitor,
+        min_delta=config.early_stopping.min_delta,
+        patience=config.early_stopping.patience,
+    )
+    progress = dataclasses.replace(progress, done=stop or record["epoch"] >= config.num_epochs)
+    zeros = parallel.replicate(train_step.zero_train_sums(), loop.mesh)  # the next epoch's sums
+    carry = {"state": state, "sums": zeros}
+    meta = progress.to_json()
+    if improved:
+        loop.checkpoints.save(checkpoint.BEST, step, carry, meta)
+    loop.checkpoints.save(checkpoint.LATEST, step, carry, meta)
+    if metrics_dir is not None:
+        _write_json_lines(metrics_dir / run_files.METRICS_FILE, [record], "a")
+    loop.writer.write_scalars(step, {k: v for k, v in record.items() if k != "warmup"})
+    loop.writer.flush()
+    logging.info("epoch %d: %s", record["epoch"], _dumps(record))
+    if stop:
+        logging.info(
+            "early stopping: %s did not improve for %d epochs",
+            config.monitor,
+            config.early_stopping.patience,
+        )
+    return progress, zeros
+
+
 def _train_epochs(loop, carry, progress, compile_s, metrics_dir):
     """Runs epochs until the last one or early stopping; returns the final Progress."""
-    config = loop.config
     state, sums = carry["state"], carry["sums"]
     while not progress.done:
         start = time.perf_counter()
         state, sums, step = _train_epoch(loop, state, sums, progress)
-        train_metrics = train_step.means(sums, config.task)
         times = {"train": time.perf_counter() - start, "compile": compile_s}
-        start = time.perf_counter()
-        val_metrics = evaluate(loop, state, loop.dataset.validation)
-        times["eval"] = time.perf_counter() - start
-        _check_diverged(loop, train_metrics, val_metrics, progress.step // loop.steps_per_epoch)
-        record = _epoch_record(loop, progress, step, train_metrics, val_metrics, times)
-        if config.test_every_epoch:  # the posts' protocol, for comparison only: never selects
-            test_metrics = evaluate(loop, state, loop.dataset.test)
-            record.update({f"test_{k}": v for k, v in test_metrics.items()})
+        progress, sums = end_epoch(loop, state, sums, progress, step, times, metrics_dir)
         compile_s = 0.0
-        progress, improved, stop = update_best(
-            dataclasses.replace(progress, step=step, history=(*progress.history, record)),
-            record,
-            monitor=config.monitor,
-            min_delta=config.early_stopping.min_delta,
-            patience=config.early_stopping.patience,
-        )
-        progress = dataclasses.replace(progress, done=stop or record["epoch"] >= config.num_epochs)
-        sums = parallel.replicate(train_step.zero_train_sums(), loop.mesh)
-        carry = {"state": state, "sums": sums}
-        meta = progress.to_json()
-        if improved:
-            loop.checkpoints.save(checkpoint.BEST, step, carry, meta)
-        loop.checkpoints.save(checkpoint.LATEST, step, carry, meta)
-        if metrics_dir is not None:
-            _write_json_lines(metrics_dir / run_files.METRICS_FILE, [record], "a")
-        loop.writer.write_scalars(step, {k: v for k, v in record.items() if k != "warmup"})
-        loop.writer.flush()
-        logging.info("epoch %d: %s", record["epoch"], _dumps(record))
-        if stop:
-            logging.info(
-                "early stopping: %s did not improve for %d epochs",
-                config.monitor,
-                config.early_stopping.patience,
-            )
     return progress
+
+
+def open_run(config, model_config, workdir, dataset=None):
+    """(setup, writer) of a run about to train: `_Setup` (data, loaded unless `dataset` is given,
+    and the fresh or restored state) and its TensorBoard writer. Process 0 writes config.json and
+    the metrics so far, once data and model are ready, so a failed start leaves no record."""
+    dataset = data.load(config.data) if dataset is None else dataset
+    setup = _prepare(config, model_config, workdir, dataset)
+    writes = jax.process_index() == 0
+    if writes:
+        (workdir / run_files.CONFIG_FILE).write_text(run_config.config_json(config))
+        _write_json_lines(workdir / run_files.METRICS_FILE, setup.progress.history, "w")
+    # TensorBoard only: each epoch's metrics are logged once, by the epoch loop.
+    writer = metric_writers.MultiWriter(
+        [metric_writers.SummaryWriter(str(workdir))] if writes else []
+    )
+    return setup, writer
+
+
+def make_loop(config, setup, writer, train_fn, eval_fn):
+    """The `_Loop` of an opened run with its compiled steps."""
+    process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+    return _Loop(
+        config=config,
+        dataset=setup.dataset,
+        mesh=setup.mesh,
+        steps_per_epoch=setup.steps_per_epoch,
+        train_batches=_batch_source(config, setup.dataset.train, setup.mesh, process),
+        train_fn=train_fn,
+        eval_fn=eval_fn,
+        train_key=setup.train_key,
+        checkpoints=setup.checkpoints,
+        writer=writer,
+        report_progress=periodic_actions.ReportProgress(
+            num_train_steps=setup.steps_per_epoch * config.num_epochs,
+            writer=writer,
+            every_steps=config.log_every_steps,
+            every_secs=None,
+        ),
+        process=process,
+    )
+
+
+def write_summary(config, model_config, workdir, setup, progress, test, compile_s):
+    """The run's summary dict, written to summary.json (and printed) by process 0."""
+    summary = run_summary.summarize(
+        config,
+        model_config,
+        json.loads(_dumps(setup.dataset.info)),
+        progress,
+        test,
+        num_params=sum(int(np.size(p)) for p in jax.tree.leaves(setup.carry["state"].params)),
+        compile_s=compile_s,
+        workdir=workdir,
+    )
+    if jax.process_index() == 0:
+        text = _dumps(summary, indent=1, sort_keys=True) + "\n"
+        (workdir / run_files.SUMMARY_FILE).write_text(text)
+        print(run_summary.format_summary(summary), flush=True)
+    return summary
 
 
 def train_and_evaluate(config, workdir):
@@ -440,63 +476,21 @@ def train_and_evaluate(config, workdir):
     if finished is not None:  # a finished run is left exactly as it is
         logging.info("%s is finished; nothing to do", workdir)
         return finished
-    writes = jax.process_index() == 0
-    setup = _prepare(config, model_config, workdir)
-    carry, checkpoints = setup.carry, setup.checkpoints
-    num_params = sum(int(np.size(p)) for p in jax.tree.leaves(carry["state"].params))
-    if writes:  # recorded once data and model are ready, so a failed start leaves no record
-        (workdir / run_files.CONFIG_FILE).write_text(run_config.config_json(config))
-        _write_json_lines(workdir / run_files.METRICS_FILE, setup.progress.history, "w")
-    # TensorBoard only: each epoch's metrics are logged once, by the epoch loop.
-    writer = metric_writers.MultiWriter(
-        [metric_writers.SummaryWriter(str(workdir))] if writes else []
-    )
-    process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
+    setup, writer = open_run(config, model_config, workdir)
     try:
         # Compiled even for a finished run: every process scores the test split together.
+        process = {"process_index": jax.process_index(), "process_count": jax.process_count()}
         train_fn, eval_fn, compile_s = _compile(
-            config, setup.dataset, setup.mesh, carry, setup.train_key, process
+            config, setup.dataset, setup.mesh, setup.carry, setup.train_key, process
         )
         logging.info("compiled the train and eval steps in %.1f s", compile_s)
-        loop = _Loop(
-            config=config,
-            dataset=setup.dataset,
-            mesh=setup.mesh,
-            steps_per_epoch=setup.steps_per_epoch,
-            train_batches=_batch_source(config, setup.dataset.train, setup.mesh, process),
-            train_fn=train_fn,
-            eval_fn=eval_fn,
-            train_key=setup.train_key,
-            checkpoints=checkpoints,
-            writer=writer,
-            report_progress=periodic_actions.ReportProgress(
-                num_train_steps=setup.steps_per_epoch * config.num_epochs,
-                writer=writer,
-                every_steps=config.log_every_steps,
-                every_secs=None,
-            ),
-            process=process,
-        )
+        loop = make_loop(config, setup, writer, train_fn, eval_fn)
         progress = setup.progress
         if not progress.done:
-            progress = _train_epochs(loop, carry, progress, compile_s, workdir if writes else None)
-        test = score_test(loop, carry, progress)
+            metrics_dir = workdir if jax.process_index() == 0 else None
+            progress = _train_epochs(loop, setup.carry, progress, compile_s, metrics_dir)
+        test = score_test(loop, setup.carry, progress)
     finally:
-        checkpoints.close()
+        setup.checkpoints.close()
         writer.close()
-    info = json.loads(_dumps(setup.dataset.info))
-    summary = run_summary.summarize(
-        config,
-        model_config,
-        info,
-        progress,
-        test,
-        num_params=num_params,
-        compile_s=compile_s,
-        workdir=workdir,
-    )
-    if writes:
-        text = _dumps(summary, indent=1, sort_keys=True) + "\n"
-        (workdir / run_files.SUMMARY_FILE).write_text(text)
-        print(run_summary.format_summary(summary), flush=True)
-    return summary
+    return write_summary(config, model_config, workdir, setup, progress, test, compile_s)
