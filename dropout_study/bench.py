@@ -12,14 +12,15 @@ of a dense float32 2048x2048 matmul's GFLOP/s, timed interleaved with the step i
 For each dataset it prints how many examples/s `pipeline.batches` delivers next to the train-step
 examples/s of the fastest model on that data: data should never stall training.
 
-With `--allocators=tcmalloc,mimalloc,system` the model steps are timed again in one subprocess
-per allocator and round (interleaved), and a third table gives each allocator's median step time
-and its ratio to glibc's. With `--torch_python=PYTHON` (an interpreter with torch: `pip install
--e '.[bench]'`, or a separate environment) the steps are timed against their PyTorch twins
-(dropout_study/torch_peers.py): one process per framework and round, interleaved, under this
-process's allocator, and the table gives the median of the per-round ratios. `--readme_dir=DIR`
-writes the tables, command and machine to DIR/README.md, so the committed figures come from one
-command.
+With `--seeds_per_program=N` a table compares one vmapped step of N seeds (as a study with that
+setting trains them) with N one-seed steps. With `--allocators=tcmalloc,mimalloc,system` the model
+steps are timed again in one subprocess per allocator and round (interleaved), and a table gives
+each allocator's median step time and its ratio to glibc's. With `--torch_python=PYTHON` (an
+interpreter with torch: `pip install -e '.[bench]'`, or a separate environment) the steps are timed
+against their PyTorch twins (dropout_study/torch_peers.py): one process per framework and round,
+interleaved, under this process's allocator, and the table gives the median of the per-round ratios.
+`--readme_dir=DIR` writes the tables, command and machine to DIR/README.md, so the committed figures
+come from one command.
 
 The models and their configs are those of configs/timing.py; the steps are timing.StepBench's.
 """
@@ -63,6 +64,9 @@ _ALLOCATORS = flags.DEFINE_list(
 _ROUNDS = flags.DEFINE_integer("rounds", 2, "Interleaved rounds of the allocator comparison.")
 _TORCH = flags.DEFINE_string(
     "torch_python", "", "Also time the models' PyTorch twins in this interpreter (it has torch)."
+)
+_SEEDS = flags.DEFINE_integer(
+    "seeds_per_program", 0, "Also time one vmapped step of this many seeds against one seed's."
 )
 _OUT = flags.DEFINE_string("readme_dir", None, "Folder to write README.md with the tables into.")
 TORCH_PEERS = pathlib.Path(__file__).with_name("torch_peers.py")
@@ -205,6 +209,42 @@ def format_tables(model_rows, pipeline_rows):
     return models_table + "\n\n" + pipeline_table
 
 
+def seed_rows(model_rows, repeats, seeds):
+    """Per model: one seed's step against one vmapped step of `seeds` seeds (`seeds_per_program`),
+    timed interleaved; the speed-up is the median of per-repeat seeds * one-seed / group times."""
+    rows = []
+    for row in model_rows:
+        bench = row["bench"]
+        fns = {"one": bench.step(bench.config.model, "full"), "group": bench.seeds_step(seeds)}
+        samples = measure.measure(fns, repeats, min_sample_s=0.2)
+        speedup = measure.paired(samples, "one", "group", lambda a, b: seeds * a / b)
+        rows.append(
+            {
+                "model": row["model"],
+                "one_ms": 1e3 * measure.median(samples["one"]),
+                "group_ms": 1e3 * measure.median(samples["group"]),
+                "speedup": speedup,
+            }
+        )
+    return rows
+
+
+def seed_table(rows, seeds):
+    """Markdown: the seed-group speed-up per model."""
+    table = timing_report.markdown_table(
+        ["model", "1 seed (ms)", f"{seeds} seeds in one step (ms)", "speed-up"],
+        [
+            [r["model"], f"{r['one_ms']:.1f}", f"{r['group_ms']:.1f}", f"{r['speedup']:.2f}x"]
+            for r in rows
+        ],
+    )
+    return (
+        f"{seeds} seeds trained in one vmapped step (`seeds_per_program`) against one seed's "
+        f"step, interleaved; speed-up = {seeds} x one seed's time / the group's (median of "
+        f"per-repeat ratios; above 1 the group pays):\n\n{table}"
+    )
+
+
 def allocator_rows(model_names, repeats, allocators, rounds):
     """(rows: model, allocator, step_ms (median over rounds), vs_system, {allocator: why missing}).
 
@@ -332,6 +372,10 @@ def main(argv):
     text = f"Allocator of this process: {allocator.active()}\n\n" + format_tables(
         model_rows, pipeline_rows
     )
+    if _SEEDS.value > 1:
+        text += "\n\n" + seed_table(
+            seed_rows(model_rows, _REPEATS.value, _SEEDS.value), _SEEDS.value
+        )
     if _ALLOCATORS.value:
         rows, missing = allocator_rows(
             _MODELS.value, _REPEATS.value, _ALLOCATORS.value, _ROUNDS.value

@@ -62,8 +62,9 @@ class Checkpoints:
             ),
         )
 
-    def restore(self, which, like):
-        """(state, meta) of the newest 'latest' or 'best' checkpoint, or None when there is none.
+    def restore(self, which, like, step=None):
+        """(state, meta) of the newest 'latest' or 'best' checkpoint (or the one of `step`), or None
+        when there is none (or `step` is not held).
 
         `like` is a pytree with the structure, shapes, dtypes and shardings of the state to restore
         (None: restore the saved tree as nested dicts of arrays, e.g. to read parameters only; saved
@@ -72,8 +73,9 @@ class Checkpoints:
         """
         manager = self._managers[which]
         steps = sorted(manager.all_steps())
-        if not steps:
+        if not steps or (step is not None and step not in steps):
             return None
+        steps = steps if step is None else steps[: steps.index(step) + 1]
         abstract = None if like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         try:
             restored = manager.restore(

@@ -1,11 +1,14 @@
 """Runs a study: every (trial, seed) of a study config (`dropout_study.sweeps`), one by one.
 
 Each run goes through `train.train_and_evaluate` in `WORKDIR/<study>/<trial>/seed_<k>/`
-(`dropout_study.run_files`). A run whose `summary.json` exists is skipped, a partial one resumes
-from its checkpoint (the training library resumes by default), and a crash is written to
-`failed.json` there while the other runs go on. Evaluations after training (MC dropout, saved
-examples) run from the best checkpoint and are skipped once their output exists.
-`--shard=i/n` runs every n-th run (seed-major order), so shards need no coordinator.
+(`dropout_study.run_files`), or, with the study's `seeds_per_program` > 1, together with the other
+seeds of its group through `seed_group.train_and_evaluate_seeds`. A run whose `summary.json`
+exists is skipped, a partial one resumes from its checkpoint (the training library resumes by
+default), and a crash is written to `failed.json` there while the other runs go on. Evaluations
+after training (MC dropout, saved examples) run from the best checkpoint and are skipped once
+their output exists.
+`--shard=i/n` runs every n-th group of runs (seed-major order; a group is one run unless
+`seeds_per_program` > 1), so shards need no coordinator.
 A trial that shares an earlier trial's runs (`same_as` in study.json) is not run again. The
 seeds are fixed before the first run: a workdir started with other seeds refuses to run (no
 seeds added after results exist).
@@ -72,6 +75,7 @@ def manifest(study, trials, command=""):
         "scale": study.get("scale", ""),
         "notes": study.get("notes", ""),
         "seeds": list(study.seeds),
+        "seeds_per_program": study.get("seeds_per_program", 1),
         "command": command,
         "environment": environment(),
         "references": sweeps.references(study, trials),
@@ -173,48 +177,94 @@ def run_one(run, run_dir, train_fn, eval_fns, primary=True):
     return status
 
 
+def train_group(group, study_dir, group_fn, primary=True):
+    """Trains a group's unfinished runs in one program (`group_fn`, seed_group's by default);
+    returns {run name: DONE or FAILED_STATUS}, empty when fewer than two runs are left to train
+    (a lone run trains by itself in `run_one`). A failed run's error goes to its failed.json."""
+    dirs = {run.name: run_files.path(run.directory(study_dir)) for run in group}
+    pending = [run for run in group if not (dirs[run.name] / run_files.SUMMARY_FILE).exists()]
+    if len(pending) < 2:
+        return {}
+    for run in pending:
+        dirs[run.name].mkdir(parents=True, exist_ok=True)
+    try:
+        results = group_fn([run.config() for run in pending], [str(dirs[r.name]) for r in pending])
+    except Exception as e:  # the group could not start: each of its runs fails with that error
+        logging.exception("the group of %s failed", [run.name for run in pending])
+        results = [e] * len(pending)
+    statuses = {}
+    for run, result in zip(pending, results, strict=True):
+        failed = isinstance(result, Exception)
+        if failed and primary:
+            record_failure(dirs[run.name], "train", result)
+        statuses[run.name] = FAILED_STATUS if failed else DONE
+    return statuses
+
+
 def run_study(
-    study, workdir, shard_index=0, shard_count=1, train_fn=None, eval_fns=None, command=""
+    study,
+    workdir,
+    shard_index=0,
+    shard_count=1,
+    train_fn=None,
+    eval_fns=None,
+    command="",
+    group_fn=None,
 ):
     """Runs this shard's runs of `study` under `workdir`; returns {status: count}.
 
-    `train_fn(config, workdir)` defaults to `train.train_and_evaluate` and `eval_fns` to
-    {"mc_samples": mc_dropout.evaluate_mc, "examples": denoise_examples}; tests pass stand-ins.
-    `command` is recorded in the manifest, so results say how they were made. A study spread
-    over several JAX processes (unsharded) needs a workdir that every process sees.
+    `train_fn(config, workdir)` defaults to `train.train_and_evaluate`, `group_fn(configs,
+    workdirs)` (for `seeds_per_program` > 1) to `seed_group.train_and_evaluate_seeds` and
+    `eval_fns` to {"mc_samples": mc_dropout.evaluate_mc, "examples": denoise_examples}; tests
+    pass stand-ins. Shards split the groups of `sweeps.groups_of`. `command` is recorded in the
+    manifest, so results say how they were made. A study spread over several JAX processes
+    (unsharded) needs a workdir that every process sees.
     """
-    runs = shard(sweeps.runs_of(study), shard_index, shard_count)
+    groups = shard(sweeps.groups_of(study), shard_index, shard_count)
     run_files.check_reachable(workdir)
     study_dir = run_files.path(workdir) / study.name
     primary = jax.process_index() == 0
     if primary:
         write_manifest(study_dir, manifest(study, sweeps.expand(study), command))
-    if train_fn is None:
-        from dropout_study import train  # imported on use: it loads TensorFlow (slow)
+    if train_fn is None or group_fn is None:
+        # imported on use: they load TensorFlow (slow)
+        from dropout_study import seed_group, train
 
-        train_fn = train.train_and_evaluate
+        train_fn = train_fn or train.train_and_evaluate
+        group_fn = group_fn or seed_group.train_and_evaluate_seeds
     eval_fns = eval_fns or {"mc_samples": mc_dropout.evaluate_mc, "examples": denoise_examples}
     counts = {DONE: 0, SKIPPED: 0, FAILED_STATUS: 0}
     started, trained_seconds = time.monotonic(), 0.0
-    for k, run in enumerate(runs, 1):
-        run_dir = run.directory(study_dir)
-        logging.info("[%d/%d] %s", k, len(runs), run.name)
+    total, k = sum(len(group) for group in groups), 0
+    for group in groups:
         t0 = time.monotonic()
-        status = run_one(run, run_dir, train_fn, eval_fns, primary)
-        counts[status] += 1
-        if status == DONE:
+        grouped = train_group(group, study_dir, group_fn, primary) if len(group) > 1 else {}
+        if grouped:
+            logging.info("%d seeds in one program: %.0f s", len(grouped), time.monotonic() - t0)
+        if DONE in grouped.values():
             trained_seconds += time.monotonic() - t0
-        logging.info(
-            "[%d/%d] %s %s in %.0f s (%s; elapsed %.0f s, ETA %s)",
-            k,
-            len(runs),
-            run.name,
-            status,
-            time.monotonic() - t0,
-            ", ".join(f"{n} {s}" for s, n in counts.items()),
-            time.monotonic() - started,
-            _eta(trained_seconds, counts[DONE], len(runs) - k),
-        )
+        for run in group:
+            k += 1
+            logging.info("[%d/%d] %s", k, total, run.name)
+            t1 = time.monotonic()
+            status = grouped.get(run.name)
+            if status != FAILED_STATUS:  # a failed group member is not retrained alone
+                alone = run_one(run, run.directory(study_dir), train_fn, eval_fns, primary)
+                status = FAILED_STATUS if alone == FAILED_STATUS else status or alone
+            counts[status] += 1
+            if status == DONE:
+                trained_seconds += time.monotonic() - t1
+            logging.info(
+                "[%d/%d] %s %s in %.0f s (%s; elapsed %.0f s, ETA %s)",
+                k,
+                total,
+                run.name,
+                status,
+                time.monotonic() - t1,
+                ", ".join(f"{n} {s}" for s, n in counts.items()),
+                time.monotonic() - started,
+                _eta(trained_seconds, counts[DONE], total - k),
+            )
     return counts
 
 
@@ -272,7 +322,7 @@ def main(argv):
     study, (index, count) = f.config, parse_shard(f.shard)
     if f.list:
         study_dir = run_files.path(f.workdir) / study.name
-        for run in shard(sweeps.runs_of(study), index, count):
+        for run in (r for group in shard(sweeps.groups_of(study), index, count) for r in group):
             print(f"{run.name}: {run_files.run_status(run.directory(study_dir))}")
         return 0
     if count == 1:  # a shard is an independent job; only an unsharded study spans processes

@@ -6,6 +6,8 @@ A study config (`configs/studies/postNNN.py`, `get_config(scale)`) holds:
     scale: str         'cpu' or 'full', recorded with the results
     notes: str         (optional) what the scale changes from the posts, quoted in the report
     seeds: tuple       every trial runs once per seed; trials share seeds, so differences pair
+    seeds_per_program: (optional, default 1) seeds of a trial trained together in one vmapped
+                       program (dropout_study.seed_group): pays on accelerators, barely on a CPU
     sweeps: ConfigDict sweep name -> ConfigDict(
         base=<training config from configs/*.py>,
         cases=ConfigDict(case name -> partial nested override of base),   # may be empty
@@ -118,6 +120,11 @@ def check_study(study):
         or any(not isinstance(s, int) or s < 0 for s in seeds)
     ):
         raise ValueError(f"seeds={seeds!r} must be distinct non-negative integers, e.g. (0, 1, 2).")
+    size = study.get("seeds_per_program", 1)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(
+            f"seeds_per_program={size!r} must be an integer >= 1 (1 trains every run alone)."
+        )
     if not study.sweeps:
         raise ValueError(f"study {study.name!r} has no sweeps; add at least one under `sweeps`.")
     for name, sweep in study.sweeps.items():
@@ -202,13 +209,22 @@ def expand(study):
     return trials
 
 
-def runs_of(study):
-    """Every (trial, seed) run, seed-major, so a partial study already has every cell once.
+def groups_of(study):
+    """The runs in groups, each trained in one program: `seeds_per_program` seeds of one trial
+    (default 1: every run alone), seed-major, so a partial study already has every cell once.
 
     Trials that share an earlier trial's runs (`same_as`) add none.
     """
+    size = study.get("seeds_per_program", 1)
     trials = [t for t in expand(study) if not t.same_as]
-    return [Run(t, seed) for seed in study.seeds for t in trials]
+    seeds = list(study.seeds)
+    chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
+    return [[Run(t, seed) for seed in chunk] for chunk in chunks for t in trials]
+
+
+def runs_of(study):
+    """Every (trial, seed) run, in the order of `groups_of`."""
+    return [run for group in groups_of(study) for run in group]
 
 
 def references(study, trials):

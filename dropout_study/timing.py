@@ -131,12 +131,9 @@ class StepBench:
             self._steps[cache_key] = self._compile(model_config, mode)
         return self._steps[cache_key]
 
-    def _compile(self, model_config, mode: str) -> Callable[[], object]:
-        model = models.create_model(model_config)
-        state = train_step.create_train_state(model, self.tx, self.key, self.sample_x)
-        if mode == "off":
-            state = state.replace(apply_fn=functools.partial(model.apply, dropout=False))
-        step = functools.partial(
+    def _train_step(self):
+        """train_step.train_step with this config's fields bound (no augmentation)."""
+        return functools.partial(
             train_step.train_step,
             task=self.config.task,
             l1=self.config.regularization.l1,
@@ -144,6 +141,29 @@ class StepBench:
             augment_kwargs=None,
             compute_dtype=self.config.compute_dtype,
         )
+
+    def seeds_step(self, seeds: int) -> Callable[[], object]:
+        """Thunk of one vmapped train step of `seeds` seeds (as `seeds_per_program` trains them:
+        stacked states, each seed's own init and dropout keys) on `seeds` copies of the batch."""
+        model = models.create_model(self.config.model)
+        keys = jax.random.split(self.key, seeds)
+        states = [train_step.create_train_state(model, self.tx, k, self.sample_x) for k in keys]
+        structure = jax.tree.structure(states[0])  # equal models and optimizers, one structure
+        stack = jax.jit(lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees))
+        carry = [
+            stack([jax.tree.unflatten(structure, jax.tree.leaves(s)) for s in states]),
+            stack([train_step.zero_train_sums()] * seeds),
+        ]
+        batch = stack([self.batch] * seeds)
+        jitted = jax.jit(jax.vmap(self._train_step()), donate_argnums=(0, 1))
+        return chained(jitted.lower(*carry, batch, keys).compile(), carry, batch, keys)
+
+    def _compile(self, model_config, mode: str) -> Callable[[], object]:
+        model = models.create_model(model_config)
+        state = train_step.create_train_state(model, self.tx, self.key, self.sample_x)
+        if mode == "off":
+            state = state.replace(apply_fn=functools.partial(model.apply, dropout=False))
+        step = self._train_step()
         carry = [state, train_step.zero_train_sums()]
         jitted = jax.jit(step, donate_argnums=(0, 1))
         intercept = nn.intercept_methods(sample_only) if mode == "sample" else nullcontext()

@@ -343,6 +343,23 @@ def _prepare(config, model_config, workdir, dataset):
     return _Setup(dataset, mesh, steps_per_epoch, train_key, carry, progress, checkpoints)
 
 
+def rewind(setup, workdir, step):
+    """`setup` restored from its 'latest' checkpoint of an earlier `step` (still held: the two
+    newest are), with metrics.jsonl cut back to match; ValueError when it is gone."""
+    restored = setup.checkpoints.restore(checkpoint.LATEST, setup.carry, step=step)
+    if restored is None:
+        raise ValueError(
+            f"{setup.checkpoints.directory} no longer holds step {step} "
+            f"(it holds {setup.checkpoints.steps()}). Fix: delete the newer checkpoints there, or "
+            "train this run alone (seeds_per_program=1)."
+        )
+    carry, meta = restored
+    progress = Progress.from_json(meta)
+    if jax.process_index() == 0:
+        _write_json_lines(workdir / run_files.METRICS_FILE, progress.history, "w")
+    return dataclasses.replace(setup, carry=carry, progress=progress)
+
+
 def end_epoch(loop, state, sums, progress, step, times, metrics_dir):
     """After an epoch's training (`times`: its train and compile seconds): validates, records,
     checkpoints ('best' when it improved, and 'latest') and logs; returns (the new Progress, the

@@ -29,7 +29,8 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-python}
 run "$py" -c "import jax; d = jax.devices()[0]; assert d.platform == 'gpu', f'no GPU: {d}'; print(d)"
 run "$py" -m pytest -q -x tests/test_train.py tests/test_masks.py tests/test_dropout.py \
-  tests/test_parallel.py tests/test_bf16.py tests/test_device_resident.py
+  tests/test_parallel.py tests/test_bf16.py tests/test_device_resident.py \
+  tests/test_seed_group.py
 run mkdir -p "$out"
 run "$py" -m dropout_study.bench --models=cifar10_vgg,imdb_rnn,imdb_cnn --source=sample \
   --repeats=10 --readme_dir="$out"

@@ -123,7 +123,12 @@ def test_unknown_override_field_names_the_trial():
 
 @pytest.mark.parametrize(
     "field, value, match",
-    [("seeds", (0, 0, 1), "distinct"), ("seeds", (), "seeds"), ("name", "a b", "name")],
+    [
+        ("seeds", (0, 0, 1), "distinct"),
+        ("seeds", (), "seeds"),
+        ("name", "a b", "name"),
+        ("seeds_per_program", 0, "seeds_per_program=0 must be an integer >= 1"),
+    ],
 )
 def test_bad_study_fields(field, value, match):
     config = _study()
@@ -192,6 +197,60 @@ def test_a_crash_is_recorded_and_the_others_go_on(tmp_path):
     counts = study_lib.run_study(config, tmp_path, train_fn=FakeTrain())
     assert counts == {"done": 3, "skipped": 15, "failed": 0}
     assert not list((tmp_path / "toy").glob("*/*/failed.json"))
+
+
+class FakeGroup:
+    """Stands in for seed_group.train_and_evaluate_seeds: FakeTrain per seed, or for `fail_seed`
+    a FloatingPointError in its place, as a seed that went NaN inside the group."""
+
+    def __init__(self, fail_seed=None):
+        self.groups, self.fail_seed, self.train = [], fail_seed, FakeTrain()
+
+    def __call__(self, configs, workdirs):
+        pairs = list(zip(configs, workdirs, strict=True))
+        self.groups.append([(pathlib.Path(w), c.seed) for c, w in pairs])
+        results = []
+        for config, workdir in zip(configs, workdirs, strict=True):
+            if config.seed == self.fail_seed:
+                results.append(FloatingPointError(f"NaN in {workdir}"))
+            else:
+                results.append(self.train(config, workdir))
+        return results
+
+
+def test_seeds_per_program_trains_the_seeds_of_a_trial_together(tmp_path):
+    config = _study()
+    config.seeds_per_program = 2  # seeds (0, 1, 2): groups (0, 1) and (2,) of each trial
+    alone, group = FakeTrain(), FakeGroup()
+    counts = study_lib.run_study(config, tmp_path, train_fn=alone, group_fn=group)
+    assert counts == {"done": 18, "skipped": 0, "failed": 0}
+    assert len(group.groups) == 6  # one per trial
+    for members in group.groups:
+        assert [seed for _, seed in members] == [0, 1]
+        assert len({path.parent for path, _ in members}) == 1  # one trial's folder
+        assert [path.name for path, _ in members] == ["seed_0", "seed_1"]
+    assert sorted(c[1]["seed"] for c in alone.calls) == [2] * 6  # a group of one trains alone
+    _, records = run_files.load_study(tmp_path / "toy")
+    assert {r.status for r in records} == {"done"} and len(records) == 18
+    shards = [study_lib.shard(sweeps.groups_of(config), i, 4) for i in range(4)]
+    assert sorted(r.name for s in shards for g in s for r in g) == sorted(
+        r.name for r in sweeps.runs_of(config)
+    )  # shards split the groups and cover every run once
+
+
+def test_seeds_per_program_records_a_failed_seed_and_does_not_retrain_it_alone(tmp_path):
+    config = _study()
+    config.seeds_per_program = 3
+    alone, group = FakeTrain(), FakeGroup(fail_seed=1)
+    counts = study_lib.run_study(config, tmp_path, train_fn=alone, group_fn=group)
+    assert counts == {"done": 12, "skipped": 0, "failed": 6}
+    assert alone.calls == []
+    failed = json.loads((tmp_path / "toy" / "b-epochs1" / "seed_1" / "failed.json").read_text())
+    assert failed["stage"] == "train" and failed["error"].startswith("FloatingPointError: NaN")
+    # The next start trains the failed seed again; alone, as it is its group's last unfinished run.
+    counts = study_lib.run_study(config, tmp_path, train_fn=alone, group_fn=FakeGroup())
+    assert counts == {"done": 6, "skipped": 12, "failed": 0}
+    assert sorted(c[1]["seed"] for c in alone.calls) == [1] * 6
 
 
 def test_training_that_writes_no_summary_counts_as_failed(tmp_path):
