@@ -18,7 +18,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import tqdm
 from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec
 
@@ -134,15 +133,7 @@ def _train_epoch(seeds, step_fn, stack_batch, keys, state, sums, compile_s):
     step = first.progress.step
     epoch, offset = divmod(step, steps_per_epoch)
     start = time.perf_counter()
-    bar = tqdm.tqdm(
-        total=steps_per_epoch,
-        initial=offset,
-        desc=f"epoch {epoch + 1}/{config.num_epochs} ({len(seeds)} seeds)",
-        unit="step",
-        leave=False,
-        mininterval=1.0,
-        disable=jax.process_index() != 0,
-    )
+    bar = train.epoch_bar(config, epoch, offset, steps_per_epoch, f" ({len(seeds)} seeds)")
     for batch in _stacked_batches(seeds, stack_batch, epoch, offset):
         state, sums = step_fn(state, sums, batch, keys)
         step += 1

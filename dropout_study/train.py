@@ -255,6 +255,19 @@ def _batch_source(config, train_split, mesh, process):
     return from_host
 
 
+def epoch_bar(config, epoch, offset, steps_per_epoch, note=""):
+    """The progress bar of one epoch's steps (process 0 only), starting at `offset`."""
+    return tqdm.tqdm(
+        total=steps_per_epoch,
+        initial=offset,
+        desc=f"epoch {epoch + 1}/{config.num_epochs}{note}",
+        unit="step",
+        leave=False,
+        mininterval=1.0,
+        disable=jax.process_index() != 0,
+    )
+
+
 def _train_epoch(loop, state, sums, progress):
     """Trains from step progress.step to the end of its epoch; returns (state, sums, step).
 
@@ -265,15 +278,7 @@ def _train_epoch(loop, state, sums, progress):
     config, steps_per_epoch = loop.config, loop.steps_per_epoch
     step = progress.step
     epoch, offset = divmod(step, steps_per_epoch)
-    bar = tqdm.tqdm(
-        total=steps_per_epoch,
-        initial=offset,
-        desc=f"epoch {epoch + 1}/{config.num_epochs}",
-        unit="step",
-        leave=False,
-        mininterval=1.0,
-        disable=jax.process_index() != 0,
-    )
+    bar = epoch_bar(config, epoch, offset, steps_per_epoch)
     for batch in loop.train_batches(epoch, offset):
         state, sums = loop.train_fn(state, sums, batch, loop.train_key)
         step += 1

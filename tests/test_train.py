@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_runs import text_cnn_config
 
 from dropout_study import (
     checkpoint,
@@ -24,13 +25,18 @@ from dropout_study.data import pipeline
 
 def _imdb_config(**overrides):
     """A small text CNN on 1,280 reviews of the shipped IMDB sample (20 steps per epoch)."""
-    config = run_config.default_config("imdb", "text_cnn")
-    config.data.update(source="sample", num_words=5000, maxlen=100, max_train=1280, max_eval=500)
-    config.model.update(vocab_size=5000, embed_dim=32, num_filters=32, output_rate=0.5)
-    config.update(num_epochs=3, batch_size=64, log_every_steps=5, checkpoint_every_steps=8)
-    config.optimizer.learning_rate = 1e-2
-    config.update_from_flattened_dict(overrides)
-    return config
+    larger = {
+        "data.num_words": 5000,
+        "data.maxlen": 100,
+        "data.max_train": 1280,
+        "data.max_eval": 500,
+        "model.vocab_size": 5000,
+        "model.embed_dim": 32,
+        "model.num_filters": 32,
+        "num_epochs": 3,
+        "checkpoint_every_steps": 8,
+    }
+    return text_cnn_config(**{**larger, **overrides})
 
 
 @pytest.fixture(scope="module")
