@@ -19,6 +19,8 @@ each allocator's median step time and its ratio to glibc's. With `--torch_python
 interpreter with torch: `pip install -e '.[bench]'`, or a separate environment) the steps are timed
 against their PyTorch twins (dropout_study/torch_peers.py): one process per framework and round,
 interleaved, under this process's allocator, and the table gives the median of the per-round ratios.
+With `--xla_default` each step is also compiled with XLA's own CPU choice (matmuls on YNNPACK) and
+timed interleaved with the project's (`xla_options`: matmuls on Eigen): what the choice buys.
 `--readme_dir=DIR` writes the tables, command and machine to DIR/README.md, so the committed figures
 come from one command.
 
@@ -37,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from dropout_study import allocator, machine, measure, sweeps, timing, timing_report
+from dropout_study import allocator, machine, measure, sweeps, timing, timing_report, xla_options
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MATMUL_N = 2048
@@ -67,6 +69,9 @@ _TORCH = flags.DEFINE_string(
 )
 _SEEDS = flags.DEFINE_integer(
     "seeds_per_program", 0, "Also time one vmapped step of this many seeds against one seed's."
+)
+_XLA_DEFAULT = flags.DEFINE_bool(
+    "xla_default", False, "Also time each step compiled with XLA's default CPU matmul library."
 )
 _OUT = flags.DEFINE_string("readme_dir", None, "Folder to write README.md with the tables into.")
 TORCH_PEERS = pathlib.Path(__file__).with_name("torch_peers.py")
@@ -245,6 +250,44 @@ def seed_table(rows, seeds):
     )
 
 
+def xla_rows(model_rows, repeats):
+    """Per model: the step compiled with XLA's defaults against the project's `xla_options`,
+    interleaved; the ratio is the median of per-repeat project / default times."""
+    rows = []
+    for row in model_rows:
+        bench, model = row["bench"], row["bench"].config.model
+        fns = {
+            "default": bench.step(model, "full", xla_options.DEFAULT),
+            "project": bench.step(model, "full"),
+        }
+        samples = measure.measure(fns, repeats, min_sample_s=0.2)
+        rows.append(
+            {
+                "model": row["model"],
+                "default_ms": 1e3 * measure.median(samples["default"]),
+                "project_ms": 1e3 * measure.median(samples["project"]),
+                "ratio": measure.paired(samples, "project", "default"),
+            }
+        )
+    return rows
+
+
+def xla_table(rows):
+    """Markdown: each step under XLA's default compile options and under the project's."""
+    table = timing_report.markdown_table(
+        ["model", "XLA default (ms)", "xla_options (ms)", "xla_options / default"],
+        [
+            [r["model"], f"{r['default_ms']:.1f}", f"{r['project_ms']:.1f}", f"{r['ratio']:.2f}"]
+            for r in rows
+        ],
+    )
+    return (
+        "The steps compiled with XLA's default CPU options (matmuls on YNNPACK) and with "
+        f"this project's ({xla_options.active()}), interleaved in this process; the ratio is "
+        f"the median of per-repeat ratios (below 1: the project's options are faster):\n\n{table}"
+    )
+
+
 def allocator_rows(model_names, repeats, allocators, rounds):
     """(rows: model, allocator, step_ms (median over rounds), vs_system, {allocator: why missing}).
 
@@ -361,6 +404,7 @@ def main(argv):
         kinds = machine.device_kinds()
         payload = {
             "allocator": allocator.active(),
+            "xla_options": xla_options.active(),
             "devices": f"{len(kinds)} x {kinds[0]}",
             "rows": rows,
         }
@@ -369,13 +413,16 @@ def main(argv):
     model_rows, pipeline_rows = run(
         _MODELS.value, _REPEATS.value, _SOURCE.value, _PIPELINE_BATCHES.value
     )
-    text = f"Allocator of this process: {allocator.active()}\n\n" + format_tables(
-        model_rows, pipeline_rows
-    )
+    text = (
+        f"Allocator of this process: {allocator.active()}; compile options: "
+        f"{xla_options.active()}\n\n"
+    ) + format_tables(model_rows, pipeline_rows)
     if _SEEDS.value > 1:
         text += "\n\n" + seed_table(
             seed_rows(model_rows, _REPEATS.value, _SEEDS.value), _SEEDS.value
         )
+    if _XLA_DEFAULT.value:
+        text += "\n\n" + xla_table(xla_rows(model_rows, _REPEATS.value))
     if _ALLOCATORS.value:
         rows, missing = allocator_rows(
             _MODELS.value, _REPEATS.value, _ALLOCATORS.value, _ROUNDS.value

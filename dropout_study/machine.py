@@ -11,7 +11,7 @@ import platform
 
 import jax
 
-from dropout_study import allocator
+from dropout_study import allocator, xla_options
 
 NOT_INSTALLED = "not installed"
 TIMING_PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "ml-collections", "matplotlib")
@@ -44,7 +44,7 @@ def device_kinds() -> list[str]:
 
 
 def describe(packages=TIMING_PACKAGES) -> dict:
-    """What ran a timing or bench: CPU, cores, memory, load, OS, allocator, versions."""
+    """What ran a timing or bench: CPU, cores, memory, OS, allocator, XLA options, versions."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "cpu": cpu_model(),
@@ -54,6 +54,7 @@ def describe(packages=TIMING_PACKAGES) -> dict:
         "backend": jax.default_backend(),
         "devices": device_kinds(),
         "allocator": allocator.active(),
+        "xla_options": xla_options.active(),
         "default_prng_impl": jax.config.jax_default_prng_impl,
         "threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
         "load_average": os.getloadavg(),

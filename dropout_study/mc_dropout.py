@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import entr
 
+from dropout_study import xla_options
+
 
 def _check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -136,7 +138,7 @@ def evaluate_mc(config, workdir, num_samples):
         )
         return _class_logits(out.astype("float32"))
 
-    @jax.jit
+    @xla_options.jit
     def predict(key, x):  # x: (B, ...) -> (det probs (B, K), MC mean probs, entropy, MI)
         det = jax.nn.softmax(apply(key, x, False))
         mc = mc_predict(lambda k, xb: apply(k, xb, True), key, x, num_samples)

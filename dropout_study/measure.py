@@ -20,12 +20,12 @@ from collections.abc import Callable
 
 import jax
 
-from dropout_study import allocator
+from dropout_study import allocator, xla_options
 
 
 def compiled(fn: Callable, *args) -> Callable[[], object]:
     """`fn(*args)` compiled ahead of time, as a thunk: calling it times execution only."""
-    executable = jax.jit(fn).lower(*args).compile()
+    executable = xla_options.jit(fn).lower(*args).compile()
     return lambda: executable(*args)
 
 

@@ -6,14 +6,14 @@ import statistics
 
 import jax
 
-from dropout_study import allocator, train_step
+from dropout_study import allocator, train_step, xla_options
 
 
 def summarize(config, model_config, info, progress, test, *, num_params, compile_s, workdir):
     """The run's short summary: best epoch and value, test scores, data source and sizes, times.
 
     `model_config`: `config.model` as `models.resolve_config` completed it (rates and keep probs).
-    `progress`: the run's final train.Progress. `test`: score_test's {"selected": ...,
+    `progress`: the run's final early_stopping.Progress. `test`: score_test's {"selected": ...,
     "final": ...} (None on processes that write nothing).
     """
     history = progress.history
@@ -50,6 +50,7 @@ def summarize(config, model_config, info, progress, test, *, num_params, compile
             ),
             "timed_epochs": len(timed),
             "allocator": allocator.active(),  # glibc malloc slows memory-bound steps severalfold
+            "xla_options": xla_options.active(),  # matmul library: Eigen or YNNPACK
         },
         "devices": {
             "platform": jax.default_backend(),

@@ -29,6 +29,7 @@ from dropout_study import (
     run_files,
     train,
     train_step,
+    xla_options,
 )
 
 
@@ -221,7 +222,9 @@ def _train_group(seeds):
     example = next(_stacked_batches(seeds, stack_batch, 0, 0))
     step, _ = train.step_functions(config)
     step_fn = (
-        jax.jit(jax.vmap(step), donate_argnums=(0, 1)).lower(state, sums, example, keys).compile()
+        xla_options.jit(jax.vmap(step), donate_argnums=(0, 1))
+        .lower(state, sums, example, keys)
+        .compile()
     )
     compile_s = time.perf_counter() - start
     for s in seeds:

@@ -32,7 +32,16 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dropout_study import allocator, machine, mc_dropout, parallel, run_config, run_files, sweeps
+from dropout_study import (
+    allocator,
+    machine,
+    mc_dropout,
+    parallel,
+    run_config,
+    run_files,
+    sweeps,
+    xla_options,
+)
 from dropout_study.run_files import DONE, FAILED_STATUS, SKIPPED
 
 
@@ -65,6 +74,7 @@ def environment():
         "cpu_count": os.cpu_count(),
         "devices": f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform})",
         "allocator": allocator.active(),
+        "xla_options": xla_options.active(),
     }
 
 

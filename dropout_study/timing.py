@@ -52,6 +52,7 @@ from dropout_study import (
     sweeps,
     timing_report,
     train_step,
+    xla_options,
 )
 from dropout_study.data import pipeline
 from dropout_study.machine import describe
@@ -122,13 +123,16 @@ class StepBench:
         self.rates = {f: self.config.model[f] for f in model_cfg.rate_fields}
         self._steps = {}
 
-    def step(self, model_config, mode: str = "full") -> Callable[[], object]:
+    def step(
+        self, model_config, mode: str = "full", ynn_fusions=xla_options.YNN_FUSION_TYPES
+    ) -> Callable[[], object]:
         """Thunk of one train step; mode 'off' (dropout=False), 'sample' (masks drawn, not
-        applied) or 'full'. Each thunk owns its (donated) state, as in a training loop; a
-        (config, mode) asked for again (parts 2 and 4 share some) is compiled once."""
-        cache_key = (model_config.to_json(), mode)
+        applied) or 'full'; `ynn_fusions` as in `xla_options.jit`. Each thunk owns its (donated)
+        state, as in a training loop; one asked for again (parts 2 and 4 share some) is
+        compiled once."""
+        cache_key = (model_config.to_json(), mode, ynn_fusions)
         if cache_key not in self._steps:
-            self._steps[cache_key] = self._compile(model_config, mode)
+            self._steps[cache_key] = self._compile(model_config, mode, ynn_fusions)
         return self._steps[cache_key]
 
     def _train_step(self):
@@ -155,17 +159,17 @@ class StepBench:
             stack([train_step.zero_train_sums()] * seeds),
         ]
         batch = stack([self.batch] * seeds)
-        jitted = jax.jit(jax.vmap(self._train_step()), donate_argnums=(0, 1))
+        jitted = xla_options.jit(jax.vmap(self._train_step()), donate_argnums=(0, 1))
         return chained(jitted.lower(*carry, batch, keys).compile(), carry, batch, keys)
 
-    def _compile(self, model_config, mode: str) -> Callable[[], object]:
+    def _compile(self, model_config, mode: str, ynn_fusions) -> Callable[[], object]:
         model = models.create_model(model_config)
         state = train_step.create_train_state(model, self.tx, self.key, self.sample_x)
         if mode == "off":
             state = state.replace(apply_fn=functools.partial(model.apply, dropout=False))
         step = self._train_step()
         carry = [state, train_step.zero_train_sums()]
-        jitted = jax.jit(step, donate_argnums=(0, 1))
+        jitted = xla_options.jit(step, ynn_fusion_types=ynn_fusions, donate_argnums=(0, 1))
         intercept = nn.intercept_methods(sample_only) if mode == "sample" else nullcontext()
         with intercept:
             executable = jitted.lower(*carry, self.batch, self.key).compile()
@@ -348,7 +352,9 @@ def twin_step(bench: StepBench, forward, units, rate, compact_method: bool):
 
     carry = [params, tx.init(params)]
     batch = {k: jnp.asarray(v) for k, v in bench.batch.items()}
-    executable = jax.jit(step, donate_argnums=(0, 1)).lower(*carry, batch, bench.key).compile()
+    executable = (
+        xla_options.jit(step, donate_argnums=(0, 1)).lower(*carry, batch, bench.key).compile()
+    )
     return chained(executable, carry, batch, bench.key)
 
 

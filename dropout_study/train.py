@@ -27,6 +27,7 @@ from dropout_study import (
     checkpoint,
     data,
     divergence,
+    early_stopping,
     models,
     optim,
     parallel,
@@ -34,6 +35,7 @@ from dropout_study import (
     run_files,
     run_summary,
     train_step,
+    xla_options,
 )
 from dropout_study.data import device_data, pipeline
 
@@ -46,49 +48,6 @@ TIME_FIELDS = (
     "compile_s",
     "warmup",
 )
-
-
-def monitor_mode(monitor):
-    """'min' for losses, 'max' for accuracy and PSNR."""
-    return "min" if monitor.endswith("loss") else "max"
-
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """Where a run stands; saved as JSON with every checkpoint, so a resumed run goes on exactly.
-
-    `history` holds the per-epoch records; `best` is {"epoch", "step", "value"} of the best
-    validation epoch so far; `bad_epochs` counts the epochs since it (early stopping).
-    """
-
-    step: int = 0
-    history: tuple = ()
-    best: dict | None = None
-    bad_epochs: int = 0
-    stopped_early: bool = False
-    done: bool = False
-
-    def to_json(self):
-        """The checkpoint's `meta` item."""
-        return {**dataclasses.asdict(self), "history": list(self.history)}
-
-    @classmethod
-    def from_json(cls, meta):
-        return cls(**{**meta, "history": tuple(meta["history"])})
-
-
-def update_best(progress, record, *, monitor, min_delta, patience):
-    """Early-stopping bookkeeping after an epoch: (new Progress, improved, stop)."""
-    value = record[monitor]
-    best = progress.best
-    sign = 1.0 if monitor_mode(monitor) == "max" else -1.0
-    improved = best is None or sign * (value - best["value"]) > min_delta
-    if improved:
-        best = {"epoch": record["epoch"], "step": record["step"], "value": value}
-    bad_epochs = 0 if improved else progress.bad_epochs + 1
-    stop = patience > 0 and bad_epochs >= patience
-    new = dataclasses.replace(progress, best=best, bad_epochs=bad_epochs, stopped_early=stop)
-    return new, improved, stop
 
 
 def _json_default(value):
@@ -134,7 +93,7 @@ class _Setup:
     steps_per_epoch: int
     train_key: jax.Array
     carry: dict  # {"state": TrainState, "sums": partial-epoch metric sums}, replicated
-    progress: Progress
+    progress: early_stopping.Progress
     checkpoints: checkpoint.Checkpoints
 
 
@@ -178,7 +137,7 @@ def compile_eval(config, dataset, mesh, state, process):
     _, evaluate = step_functions(config)
     batch = next(pipeline.padded_batches(dataset.validation, config.eval_batch_size, **process))
     return (
-        jax.jit(evaluate, donate_argnums=(1,))
+        xla_options.jit(evaluate, donate_argnums=(1,))
         .lower(
             state,
             parallel.replicate(train_step.zero_eval_sums(), mesh),
@@ -195,7 +154,7 @@ def _compile(config, dataset, mesh, carry, train_key, process):
     # Any batch will do: compilation needs shapes, dtypes and shardings only.
     batch = next(pipeline.batches(dataset.train, config.batch_size, seed=0, epoch=0, **process))
     train_fn = (
-        jax.jit(train, donate_argnums=(0, 1))
+        xla_options.jit(train, donate_argnums=(0, 1))
         .lower(carry["state"], carry["sums"], parallel.global_batch(batch, mesh), train_key)
         .compile()
     )
@@ -340,10 +299,10 @@ def _prepare(config, model_config, workdir, dataset):
     checkpoints = checkpoint.Checkpoints(workdir / run_files.CHECKPOINT_DIR)
     restored = checkpoints.restore(checkpoint.LATEST, carry)
     if restored is None:
-        progress = Progress()
+        progress = early_stopping.Progress()
     else:
         carry, meta = restored
-        progress = Progress.from_json(meta)
+        progress = early_stopping.Progress.from_json(meta)
         logging.info("resuming from %s at step %d", checkpoints.directory, progress.step)
     return _Setup(dataset, mesh, steps_per_epoch, train_key, carry, progress, checkpoints)
 
@@ -359,7 +318,7 @@ def rewind(setup, workdir, step):
             "train this run alone (seeds_per_program=1)."
         )
     carry, meta = restored
-    progress = Progress.from_json(meta)
+    progress = early_stopping.Progress.from_json(meta)
     if jax.process_index() == 0:
         _write_json_lines(workdir / run_files.METRICS_FILE, progress.history, "w")
     return dataclasses.replace(setup, carry=carry, progress=progress)
@@ -386,7 +345,7 @@ def end_epoch(loop, state, sums, progress, step, times, metrics_dir):
     if config.test_every_epoch:  # the posts' protocol, for comparison only: never selects
         test_metrics = evaluate(loop, state, loop.dataset.test)
         record.update({f"test_{k}": v for k, v in test_metrics.items()})
-    progress, improved, stop = update_best(
+    progress, improved, stop = early_stopping.update_best(
         dataclasses.replace(progress, step=step, history=(*progress.history, record)),
         record,
         monitor=config.monitor,

@@ -13,12 +13,14 @@ from tiny_runs import text_cnn_config
 from dropout_study import (
     checkpoint,
     data,
+    early_stopping,
     models,
     optim,
     run_config,
     run_files,
     train,
     train_step,
+    xla_options,
 )
 from dropout_study.data import pipeline
 
@@ -70,6 +72,7 @@ def test_run_writes_summary_tensorboard_and_checkpoints(finished_run):
     assert summary["data"]["source"] == "sample" and summary["data"]["sizes"]["train"] == 1280
     assert summary["times"]["timed_epochs"] == 2  # the first epoch is not timed
     assert summary["times"]["compile_s"] > 0 and records[1]["compile_s"] == 0.0
+    assert summary["times"]["xla_options"] == xla_options.active() != "XLA default"
     assert list(workdir.glob("events.out.tfevents.*"))
     ckpts = checkpoint.Checkpoints(workdir / run_files.CHECKPOINT_DIR)
     assert ckpts.steps(checkpoint.LATEST)[-1] == 60
@@ -125,9 +128,9 @@ def test_early_stopping_after_patience(tmp_path):
     [("val_accuracy", [0.5, 0.7, 0.69, 0.7], 2, 4), ("val_loss", [1.0, 0.8, 0.9, 0.85], 2, 4)],
 )
 def test_update_best(monitor, values, best_epoch, stop_after):
-    progress = train.Progress()
+    progress = early_stopping.Progress()
     for epoch, value in enumerate(values, 1):
-        progress, _, stop = train.update_best(
+        progress, _, stop = early_stopping.update_best(
             progress, {"epoch": epoch, "step": epoch, monitor: value},
             monitor=monitor, min_delta=0.0, patience=2,
         )  # fmt: skip
