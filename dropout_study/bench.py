@@ -133,7 +133,9 @@ def step_rows(model_names, repeats):
     """Rows of the model table; each keeps its StepBench under 'bench'."""
     models_cfg = sweeps.load_config_file(REPO / "configs" / "timing.py").models
     matmul = jnp.ones((MATMUL_N, MATMUL_N), jnp.float32)
-    matmul_fn = measure.compiled(lambda a: a @ a, matmul)
+    # The reference is the CPU's fastest big matmul, YNNPACK's (XLA's default), which beat
+    # Eigen's at 2048^2 on this machine; the steps' small matmuls are faster on Eigen.
+    matmul_fn = measure.compiled(lambda a: a @ a, matmul, ynn_fusion_types=xla_options.DEFAULT)
     model_rows = []
     for name in model_names:
         if name not in DATASET_OF:

@@ -23,9 +23,12 @@ import jax
 from dropout_study import allocator, xla_options
 
 
-def compiled(fn: Callable, *args) -> Callable[[], object]:
-    """`fn(*args)` compiled ahead of time, as a thunk: calling it times execution only."""
-    executable = xla_options.jit(fn).lower(*args).compile()
+def compiled(
+    fn: Callable, *args, ynn_fusion_types=xla_options.YNN_FUSION_TYPES
+) -> Callable[[], object]:
+    """`fn(*args)` compiled ahead of time (`xla_options.jit`), as a thunk: calling it times
+    execution only."""
+    executable = xla_options.jit(fn, ynn_fusion_types=ynn_fusion_types).lower(*args).compile()
     return lambda: executable(*args)
 
 

@@ -4,6 +4,8 @@ By default XLA:CPU hands each matmul ("individual dot") to YNNPACK. YNNPACK runs
 per-step products, (64, 128) x (128, 512), on one thread, but Eigen's matmul uses every core.
 `YNN_FUSION_TYPES` keeps YNNPACK for reductions only, which is XLA_FLAGS'
 `--xla_cpu_experimental_ynn_fusion_type=-individual_dot` applied to this project's steps alone.
+It also makes XLA's own 2-D convolutions, whose backward passes are slow under the defaults,
+faster than matmuls over patches, so the conv nets use them (`models/conv.py`).
 `python -m dropout_study.bench --ynn_fusions=default` times both choices in one run.
 Eigen's kernels round differently, so a run compiled one way does not resume the other way bit
 for bit: the option is fixed here, and a user's own `--xla_cpu_experimental_ynn_fusion_type` in

@@ -453,10 +453,8 @@ def test_im2col_and_xla_convs_equal_flax_conv(kernel_size, padding, shape):
         jax.tree.map(close, grads, expected_grads)
 
 
-def test_conv_impl_auto_is_im2col_for_2d_kernels_on_cpu_only():
-    cpu = jax.default_backend() == "cpu"
-    assert conv.uses_im2col("auto", 2) == conv.uses_im2col("auto", 3) == cpu
-    assert not conv.uses_im2col("auto", 1)
-    assert conv.uses_im2col("im2col", 1) and not conv.uses_im2col("xla", 2)
+def test_conv_impl_auto_is_xla_convolution_and_im2col_only_on_request():
+    assert not conv.uses_im2col("auto") and not conv.uses_im2col("xla")
+    assert conv.uses_im2col("im2col")
     with pytest.raises(ValueError, match=r"conv_impl='fft' is not one of \('auto', 'xla'"):
         models.create_model({"name": "vgg", "conv_impl": "fft"})

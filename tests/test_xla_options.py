@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dropout_study import xla_options
 
@@ -22,6 +23,7 @@ def _args():
     return h, u
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="options for XLA:CPU only")
 def test_project_steps_keep_matmuls_off_ynnpack_and_compute_the_same_values():
     h, u = _args()
     ours = xla_options.jit(_lstm_like).lower(h, u).compile()

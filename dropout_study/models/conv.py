@@ -1,14 +1,13 @@
 """Convolution with stride 1 as XLA's convolution or as one matmul over patches (im2col).
 
-XLA:CPU runs dots through its fast matmul library but 2-D convolutions, and above all their two
-backward convolutions, through slower generic kernels. Stacking the shifted views of the input into
-patches (N, *out, k*C) turns forward and backward into plain matmuls, at the cost of k times the
-input's memory (k = kernel elements). Measured on 2 CPU cores (train step, quiet samples): the
-VGG-like net at b128 takes 0.62 s with im2col against 0.96 s with XLA's convolution, while the 1-D
-text CNN at b64 is faster with XLA's convolution (33 ms against 36 ms). So `impl="auto"` uses
-im2col for 2-D and 3-D kernels on the CPU backend, and XLA's convolution for 1-D kernels and on
-GPUs and TPUs, which have fast native convolutions. Both share the parameters of `nn.Conv`
-(kernel (*kernel_size, C, F), bias (F,)), so checkpoints move freely between them.
+Stacking the shifted views of the input into patches (N, *out, k*C) turns forward and backward
+into plain matmuls, at the cost of k times the input's memory (k = kernel elements). That pays
+under XLA:CPU's default compile options, which run 2-D convolutions and above all their two
+backward convolutions through slow kernels. Under the project's options
+(`dropout_study.xla_options`, which every step is compiled with) XLA:CPU's own convolution is the
+faster, as on GPUs and TPUs, so `impl="auto"` is XLA's convolution everywhere; "im2col" stays for
+comparison (`--config.model.conv_impl=im2col`; a run's summary.json has its examples/s). Both
+share `nn.Conv`'s parameters (kernel (*kernel_size, C, F), bias (F,)): checkpoints move freely.
 """
 
 import itertools
@@ -24,11 +23,10 @@ IMPLS = ("auto", "xla", "im2col")
 PADDINGS = ("SAME", "VALID")
 
 
-def uses_im2col(impl: str, spatial_dims: int) -> bool:
-    """Whether `impl` means im2col here ("auto": for 2-D and 3-D kernels on the CPU backend)."""
+def uses_im2col(impl: str) -> bool:
+    """Whether `impl` means im2col ("auto" is XLA's convolution: see the module docstring)."""
     errors.check_choice("conv_impl", impl, IMPLS)
-    auto = spatial_dims >= 2 and jax.default_backend() == "cpu"
-    return impl == "im2col" or (impl == "auto" and auto)
+    return impl == "im2col"
 
 
 def same_padding(kernel_size: Sequence[int]) -> list[tuple[int, int]]:
@@ -74,7 +72,7 @@ class Conv(nn.Module):
         bias = self.param("bias", self.bias_init, (self.features,))
         if self.padding == "SAME":
             x = jnp.pad(x, [(0, 0), *same_padding(ks), (0, 0)])
-        if uses_im2col(self.impl, len(ks)):
+        if uses_im2col(self.impl):
             patches = im2col(x, ks)  # (N, *out, K); 2-D matmul, so its gradients are 2-D too
             y = patches.reshape(-1, patches.shape[-1]) @ kernel.reshape(-1, self.features)
             y = y.reshape(*patches.shape[:-1], self.features)
