@@ -19,6 +19,8 @@ each allocator's median step time and its ratio to glibc's. With `--torch_python
 interpreter with torch: `pip install -e '.[bench]'`, or a separate environment) the steps are timed
 against their PyTorch twins (dropout_study/torch_peers.py): one process per framework and round,
 interleaved, under this process's allocator, and the table gives the median of the per-round ratios.
+With `--plain_flax` each step is timed interleaved with its plain Flax twin (flax_peers.py: stock
+layers, optax, XLA's default options), as a Flax user would write the model.
 With `--xla_default` each step is also compiled with XLA's own CPU choice (matmuls on YNNPACK) and
 timed interleaved with the project's (`xla_options`: matmuls on Eigen): what the choice buys.
 `--readme_dir=DIR` writes the tables, command and machine to DIR/README.md, so the committed figures
@@ -39,7 +41,16 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from dropout_study import allocator, machine, measure, sweeps, timing, timing_report, xla_options
+from dropout_study import (
+    allocator,
+    flax_peers,
+    machine,
+    measure,
+    sweeps,
+    timing,
+    timing_report,
+    xla_options,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MATMUL_N = 2048
@@ -73,6 +84,7 @@ _SEEDS = flags.DEFINE_integer(
 _XLA_DEFAULT = flags.DEFINE_bool(
     "xla_default", False, "Also time each step compiled with XLA's default CPU matmul library."
 )
+_PLAIN = flags.DEFINE_bool("plain_flax", False, "Also time each step's plain Flax twin.")
 _OUT = flags.DEFINE_string("readme_dir", None, "Folder to write README.md with the tables into.")
 TORCH_PEERS = pathlib.Path(__file__).with_name("torch_peers.py")
 _STEPS_JSON = flags.DEFINE_string(
@@ -252,41 +264,47 @@ def seed_table(rows, seeds):
     )
 
 
-def xla_rows(model_rows, repeats):
-    """Per model: the step compiled with XLA's defaults against the project's `xla_options`,
-    interleaved; the ratio is the median of per-repeat project / default times."""
+def paired_rows(model_rows, repeats, baseline):
+    """Per model: the project's step against `baseline(bench)` (a thunk of another step),
+    interleaved in this process; the ratio is the median of per-repeat project / baseline."""
     rows = []
     for row in model_rows:
-        bench, model = row["bench"], row["bench"].config.model
-        fns = {
-            "default": bench.step(model, "full", xla_options.DEFAULT),
-            "project": bench.step(model, "full"),
-        }
+        bench = row["bench"]
+        fns = {"base": baseline(bench), "project": bench.step(bench.config.model, "full")}
         samples = measure.measure(fns, repeats, min_sample_s=0.2)
         rows.append(
             {
                 "model": row["model"],
-                "default_ms": 1e3 * measure.median(samples["default"]),
+                "base_ms": 1e3 * measure.median(samples["base"]),
                 "project_ms": 1e3 * measure.median(samples["project"]),
-                "ratio": measure.paired(samples, "project", "default"),
+                "ratio": measure.paired(samples, "project", "base"),
             }
         )
     return rows
 
 
-def xla_table(rows):
-    """Markdown: each step under XLA's default compile options and under the project's."""
+def plain_flax(bench):
+    """The step of `bench`'s plain Flax twin (flax_peers.py)."""
+    return flax_peers.step(bench.config.model, bench.config.optimizer, bench.batch, bench.key)
+
+
+def xla_default(bench):
+    """`bench`'s step compiled with XLA's default options."""
+    return bench.step(bench.config.model, "full", xla_options.DEFAULT)
+
+
+def paired_table(rows, base, what):
+    """Markdown: each step against the baseline named `base`, introduced by `what`."""
     table = timing_report.markdown_table(
-        ["model", "XLA default (ms)", "xla_options (ms)", "xla_options / default"],
+        ["model", f"{base} (ms)", "this project (ms)", f"this project / {base}"],
         [
-            [r["model"], f"{r['default_ms']:.1f}", f"{r['project_ms']:.1f}", f"{r['ratio']:.2f}"]
+            [r["model"], f"{r['base_ms']:.1f}", f"{r['project_ms']:.1f}", f"{r['ratio']:.2f}"]
             for r in rows
         ],
     )
     return (
-        "The steps compiled with XLA's default CPU options (matmuls on YNNPACK) and with "
-        f"this project's ({xla_options.active()}), interleaved in this process; the ratio is "
-        f"the median of per-repeat ratios (below 1: the project's options are faster):\n\n{table}"
+        f"{what}, interleaved in this process; the ratio is the median of per-repeat ratios "
+        f"(below 1: this project is faster):\n\n{table}"
     )
 
 
@@ -423,8 +441,19 @@ def main(argv):
         text += "\n\n" + seed_table(
             seed_rows(model_rows, _REPEATS.value, _SEEDS.value), _SEEDS.value
         )
+    if _PLAIN.value:
+        rows = paired_rows(model_rows, _REPEATS.value, plain_flax)
+        text += "\n\n" + paired_table(
+            rows, "plain Flax", "The steps against their plain Flax twins (flax_peers.py)"
+        )
     if _XLA_DEFAULT.value:
-        text += "\n\n" + xla_table(xla_rows(model_rows, _REPEATS.value))
+        rows = paired_rows(model_rows, _REPEATS.value, xla_default)
+        text += "\n\n" + paired_table(
+            rows,
+            "XLA default",
+            "The steps compiled with XLA's default CPU options (matmuls on YNNPACK) and with "
+            f"this project's ({xla_options.active()})",
+        )
     if _ALLOCATORS.value:
         rows, missing = allocator_rows(
             _MODELS.value, _REPEATS.value, _ALLOCATORS.value, _ROUNDS.value

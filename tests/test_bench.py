@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import time
 
 import jax
 import jax.numpy as jnp
@@ -116,3 +117,21 @@ def test_pytorch_twins_have_the_models_parameter_counts():
         sum(p.numel() for p in torch_peers.LSTMClassifier().parameters())
         == count(LSTMClassifier(), tokens) + lstm_extra_bias
     )
+
+
+def test_paired_rows_time_the_project_step_against_a_baseline_step():
+    class FakeBench:
+        config = type("Config", (), {"model": "model"})
+
+        def step(self, model, mode):
+            assert (model, mode) == ("model", "full")
+            return lambda: time.sleep(0.01)
+
+    rows = bench.paired_rows(
+        [{"model": "m", "bench": FakeBench()}], 3, lambda b: lambda: time.sleep(0.02)
+    )
+    (row,) = rows
+    assert row["base_ms"] > row["project_ms"] >= 10
+    assert 0.3 < row["ratio"] < 0.8
+    table = bench.paired_table(rows, "plain Flax", "Against plain Flax")
+    assert "| m | " in table and "this project / plain Flax" in table
