@@ -29,6 +29,7 @@ come from one command.
 The models and their configs are those of configs/timing.py; the steps are timing.StepBench's.
 """
 
+import functools
 import json
 import math
 import pathlib
@@ -228,32 +229,18 @@ def format_tables(model_rows, pipeline_rows):
     return models_table + "\n\n" + pipeline_table
 
 
-def seed_rows(model_rows, repeats, seeds):
-    """Per model: one seed's step against one vmapped step of `seeds` seeds (`seeds_per_program`),
-    timed interleaved; the speed-up is the median of per-repeat seeds * one-seed / group times."""
-    rows = []
-    for row in model_rows:
-        bench = row["bench"]
-        fns = {"one": bench.step(bench.config.model, "full"), "group": bench.seeds_step(seeds)}
-        samples = measure.measure(fns, repeats, min_sample_s=0.2)
-        speedup = measure.paired(samples, "one", "group", lambda a, b: seeds * a / b)
-        rows.append(
-            {
-                "model": row["model"],
-                "one_ms": 1e3 * measure.median(samples["one"]),
-                "group_ms": 1e3 * measure.median(samples["group"]),
-                "speedup": speedup,
-            }
-        )
-    return rows
-
-
 def seed_table(rows, seeds):
-    """Markdown: the seed-group speed-up per model."""
+    """Markdown: the seed-group speed-up per model, from `paired_rows` against the group's step
+    (speed-up = seeds x the median per-repeat ratio one seed / group)."""
     table = timing_report.markdown_table(
         ["model", "1 seed (ms)", f"{seeds} seeds in one step (ms)", "speed-up"],
         [
-            [r["model"], f"{r['one_ms']:.1f}", f"{r['group_ms']:.1f}", f"{r['speedup']:.2f}x"]
+            [
+                r["model"],
+                f"{r['project_ms']:.1f}",
+                f"{r['base_ms']:.1f}",
+                f"{seeds * r['ratio']:.2f}x",
+            ]
             for r in rows
         ],
     )
@@ -438,9 +425,9 @@ def main(argv):
         f"{xla_options.active()}\n\n"
     ) + format_tables(model_rows, pipeline_rows)
     if _SEEDS.value > 1:
-        text += "\n\n" + seed_table(
-            seed_rows(model_rows, _REPEATS.value, _SEEDS.value), _SEEDS.value
-        )
+        group = functools.partial(timing.StepBench.seeds_step, seeds=_SEEDS.value)
+        rows = paired_rows(model_rows, _REPEATS.value, group)
+        text += "\n\n" + seed_table(rows, _SEEDS.value)
     if _PLAIN.value:
         rows = paired_rows(model_rows, _REPEATS.value, plain_flax)
         text += "\n\n" + paired_table(

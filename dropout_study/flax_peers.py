@@ -13,38 +13,42 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dropout_study import measure
 
-class TextCNN(nn.Module):
-    """Embedding -> Conv1D (VALID) -> ReLU -> global max pool -> dropout -> dense."""
 
-    vocab_size: int
-    embed_dim: int
+class ConvMaxPool(nn.Module):
+    """(N, T, E) -> Conv1D (VALID) -> ReLU -> global max pool over time -> (N, F)."""
+
     num_filters: int
     width: int
-    rate: float
-    num_classes: int
 
     @nn.compact
-    def __call__(self, tokens, train: bool):
-        x = nn.Embed(self.vocab_size, self.embed_dim)(tokens)
-        x = nn.relu(nn.Conv(self.num_filters, (self.width,), padding="VALID")(x)).max(axis=1)
-        x = nn.Dropout(self.rate, deterministic=not train)(x)
-        return nn.Dense(self.num_classes)(x)
+    def __call__(self, x):
+        return nn.relu(nn.Conv(self.num_filters, (self.width,), padding="VALID")(x)).max(axis=1)
 
 
-class LSTMClassifier(nn.Module):
-    """Embedding -> LSTM -> last hidden state -> dropout -> dense."""
+class LastLSTMState(nn.Module):
+    """(N, T, E) -> LSTM -> its last hidden state (N, H)."""
+
+    hidden_dim: int
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.RNN(nn.OptimizedLSTMCell(self.hidden_dim))(x)[:, -1]
+
+
+class TextClassifier(nn.Module):
+    """Embedding -> `encoder` (N, T, E) -> (N, F) -> dropout -> dense."""
 
     vocab_size: int
     embed_dim: int
-    hidden_dim: int
+    encoder: nn.Module
     rate: float
     num_classes: int
 
     @nn.compact
     def __call__(self, tokens, train: bool):
-        x = nn.Embed(self.vocab_size, self.embed_dim)(tokens)
-        x = nn.RNN(nn.OptimizedLSTMCell(self.hidden_dim))(x)[:, -1]
+        x = self.encoder(nn.Embed(self.vocab_size, self.embed_dim)(tokens))
         x = nn.Dropout(self.rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes)(x)
 
@@ -75,14 +79,22 @@ class VGG(nn.Module):
 def twin(model_config) -> nn.Module:
     """The plain Flax twin of a study model config ('text_cnn', 'lstm' or 'vgg')."""
     m = model_config
+    if m.name == "vgg":
+        return VGG(
+            filters=tuple(m.filters),
+            block_rates=tuple(m.block_rates),
+            ndense=m.ndense,
+            dense_rates=tuple(m.dense_rates),
+            num_classes=m.num_classes,
+        )
     if m.name == "text_cnn":
         (width,) = m.kernel_sizes
-        return TextCNN(m.vocab_size, m.embed_dim, m.num_filters, width, m.output_rate, 2)
-    if m.name == "lstm":
-        return LSTMClassifier(m.vocab_size, m.embed_dim, m.hidden_dim, m.output_rate, 2)
-    if m.name == "vgg":
-        return VGG(tuple(m.filters), tuple(m.block_rates), m.ndense, tuple(m.dense_rates), 10)
-    raise ValueError(f"no plain Flax twin of model {m.name!r}; use text_cnn, lstm or vgg.")
+        encoder = ConvMaxPool(m.num_filters, width)
+    elif m.name == "lstm":
+        encoder = LastLSTMState(m.hidden_dim)
+    else:
+        raise ValueError(f"no plain Flax twin of model {m.name!r}; use text_cnn, lstm or vgg.")
+    return TextClassifier(m.vocab_size, m.embed_dim, encoder, m.output_rate, m.num_classes)
 
 
 def step(model_config, optimizer, batch, key) -> Callable[[], object]:
@@ -111,9 +123,4 @@ def step(model_config, optimizer, batch, key) -> Callable[[], object]:
     carry = [params, stats, tx.init(params)]
     batch = {k: jnp.asarray(v) for k, v in batch.items()}
     executable = jax.jit(train_step, donate_argnums=(0, 1, 2)).lower(*carry, batch, key).compile()
-
-    def run():
-        carry[:] = executable(*carry, batch, key)
-        return carry
-
-    return run
+    return measure.chained(executable, carry, batch, key)

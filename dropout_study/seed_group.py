@@ -67,20 +67,27 @@ def _check_group(configs):
             )
 
 
+def stack_trees(trees):
+    """A list of pytrees of one structure -> one pytree with a leading seed axis."""
+    return jax.tree.map(lambda *x: jnp.stack(x), *trees)
+
+
+def share_structure(trees):
+    """`trees` rebuilt with the first one's tree structure: the seeds' models and optimizers are
+    equal but distinct objects, which a stacked step and a shared eval step would tell apart."""
+    structure = jax.tree.structure(trees[0])
+    return [jax.tree.unflatten(structure, jax.tree.leaves(tree)) for tree in trees]
+
+
 def _stack(mesh, spec):
-    """Jitted: a list of pytrees -> one pytree with a leading seed axis, placed as `spec`."""
-    sharding = NamedSharding(mesh, spec)
-    return jax.jit(
-        lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees), out_shardings=sharding
-    )
+    """Jitted `stack_trees`, its result placed as `spec`."""
+    return jax.jit(stack_trees, out_shardings=NamedSharding(mesh, spec))
 
 
 def _share_structure(seeds):
-    """Gives every seed's carry the first seed's tree structure: their models and optimizers are
-    equal but distinct objects, which the stacked step and the shared eval step would tell apart."""
-    structure = jax.tree.structure(seeds[0].setup.carry)
-    for s in seeds:
-        carry = jax.tree.unflatten(structure, jax.tree.leaves(s.setup.carry))
+    """Gives every seed's carry the first seed's tree structure (`share_structure`)."""
+    carries = share_structure([s.setup.carry for s in seeds])
+    for s, carry in zip(seeds, carries, strict=True):
         s.setup = dataclasses.replace(s.setup, carry=carry)
 
 

@@ -49,6 +49,7 @@ from dropout_study import (
     masks,
     models,
     optim,
+    seed_group,
     sweeps,
     timing_report,
     train_step,
@@ -124,15 +125,15 @@ class StepBench:
         self._steps = {}
 
     def step(
-        self, model_config, mode: str = "full", ynn_fusions=xla_options.YNN_FUSION_TYPES
+        self, model_config, mode: str = "full", ynn_fusion_types=xla_options.YNN_FUSION_TYPES
     ) -> Callable[[], object]:
         """Thunk of one train step; mode 'off' (dropout=False), 'sample' (masks drawn, not
-        applied) or 'full'; `ynn_fusions` as in `xla_options.jit`. Each thunk owns its (donated)
-        state, as in a training loop; one asked for again (parts 2 and 4 share some) is
-        compiled once."""
-        cache_key = (model_config.to_json(), mode, ynn_fusions)
+        applied) or 'full'; `ynn_fusion_types` as in `xla_options.jit`. Each thunk owns its
+        (donated) state, as in a training loop; one asked for again (parts 2 and 4 share some)
+        is compiled once."""
+        cache_key = (model_config.to_json(), mode, ynn_fusion_types)
         if cache_key not in self._steps:
-            self._steps[cache_key] = self._compile(model_config, mode, ynn_fusions)
+            self._steps[cache_key] = self._compile(model_config, mode, ynn_fusion_types)
         return self._steps[cache_key]
 
     def _train_step(self):
@@ -152,24 +153,23 @@ class StepBench:
         model = models.create_model(self.config.model)
         keys = jax.random.split(self.key, seeds)
         states = [train_step.create_train_state(model, self.tx, k, self.sample_x) for k in keys]
-        structure = jax.tree.structure(states[0])  # equal models and optimizers, one structure
-        stack = jax.jit(lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees))
+        stack = jax.jit(seed_group.stack_trees)
         carry = [
-            stack([jax.tree.unflatten(structure, jax.tree.leaves(s)) for s in states]),
+            stack(seed_group.share_structure(states)),
             stack([train_step.zero_train_sums()] * seeds),
         ]
         batch = stack([self.batch] * seeds)
         jitted = xla_options.jit(jax.vmap(self._train_step()), donate_argnums=(0, 1))
         return chained(jitted.lower(*carry, batch, keys).compile(), carry, batch, keys)
 
-    def _compile(self, model_config, mode: str, ynn_fusions) -> Callable[[], object]:
+    def _compile(self, model_config, mode: str, ynn_fusion_types) -> Callable[[], object]:
         model = models.create_model(model_config)
         state = train_step.create_train_state(model, self.tx, self.key, self.sample_x)
         if mode == "off":
             state = state.replace(apply_fn=functools.partial(model.apply, dropout=False))
         step = self._train_step()
         carry = [state, train_step.zero_train_sums()]
-        jitted = xla_options.jit(step, ynn_fusion_types=ynn_fusions, donate_argnums=(0, 1))
+        jitted = xla_options.jit(step, ynn_fusion_types=ynn_fusion_types, donate_argnums=(0, 1))
         intercept = nn.intercept_methods(sample_only) if mode == "sample" else nullcontext()
         with intercept:
             executable = jitted.lower(*carry, self.batch, self.key).compile()

@@ -6,7 +6,7 @@ per-step products, (64, 128) x (128, 512), on one thread, but Eigen's matmul use
 `--xla_cpu_experimental_ynn_fusion_type=-individual_dot` applied to this project's steps alone.
 It also makes XLA's own 2-D convolutions, whose backward passes are slow under the defaults,
 faster than matmuls over patches, so the conv nets use them (`models/conv.py`).
-`python -m dropout_study.bench --ynn_fusions=default` times both choices in one run.
+`python -m dropout_study.bench --xla_default` times both choices in one run.
 Eigen's kernels round differently, so a run compiled one way does not resume the other way bit
 for bit: the option is fixed here, and a user's own `--xla_cpu_experimental_ynn_fusion_type` in
 XLA_FLAGS overrides it for everything.
@@ -18,7 +18,7 @@ import jax
 
 OPTION = "xla_cpu_experimental_ynn_fusion_type"
 YNN_FUSION_TYPES = ("REDUCE",)  # XLA's DebugOptions.LibraryFusionType names, without the prefix
-DEFAULT = "default"  # bench --ynn_fusions: XLA's own choice, for the comparison
+DEFAULT = "default"  # XLA's own choice, for bench --xla_default
 
 
 def compile_options(ynn_fusion_types=YNN_FUSION_TYPES) -> dict[str, str] | None:
