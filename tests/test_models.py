@@ -226,6 +226,42 @@ def test_fused_lstm_equals_flax_cells_values_and_gradients():
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), g_ours, g_ref)
 
 
+def test_text_cnn_equals_stock_flax_layers_values_and_gradients():
+    """The unchecked embedding lookup and relu after the max pool compute what nn.Embed, nn.Conv
+    and max-over-time of relu compute, gradients included (the scatter into the table too)."""
+    model, variables, tokens = small_model("text_cnn")
+    # Half the filters get a bias of -10, so their maxima are negative and relu clips them.
+    negative = {"bias": jnp.where(jnp.arange(6) % 2 == 0, -10.0, 0.0)}
+    params = {
+        k: {**v, **negative} if k.startswith("Conv") else v for k, v in variables["params"].items()
+    }
+    weights = jax.random.normal(jax.random.key(6), OUTPUT_SHAPES["text_cnn"])
+
+    def stock(p):
+        x = nn.Embed(50, 8).apply({"params": p["Embed_0"]}, tokens)
+        pooled = [
+            jnp.max(
+                nn.relu(nn.Conv(6, (w,), padding="VALID").apply({"params": p[f"Conv_{i}"]}, x)), 1
+            )
+            for i, w in enumerate((2, 3))
+        ]
+        return nn.Dense(2).apply({"params": p["Dense_0"]}, jnp.concatenate(pooled, -1))
+
+    ours = lambda p: model.apply({"params": p}, tokens, train=False)
+
+    @fast_jit
+    def values_and_grads(p):
+        grad = lambda f: jax.grad(lambda q: jnp.sum(weights * f(q)))(p)
+        return ours(p), stock(p), grad(ours), grad(stock)
+
+    out, out_stock, g_ours, g_stock = values_and_grads(params)
+    np.testing.assert_allclose(out, out_stock, atol=1e-6)
+    assert np.abs(g_stock["Embed_0"]["embedding"]).sum() > 0  # the table does get a gradient
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), g_ours, g_stock)
+    with pytest.raises(ValueError, match="integer token ids"):
+        model.apply({"params": params}, tokens.astype(jnp.float32), train=False)
+
+
 def test_recurrence_mask_gradient_matches_autodiff():
     xp = jax.random.normal(jax.random.key(2), (7, 3, 20))
     u = jax.random.normal(jax.random.key(3), (5, 20)) * 0.5

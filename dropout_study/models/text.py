@@ -33,6 +33,16 @@ def last_token_index(tokens: jax.Array) -> jax.Array:
     return tokens.shape[1] - 1 - jnp.argmax(not_pad, axis=1)
 
 
+class Embed(nn.Embed):
+    """nn.Embed (same parameter) whose lookup skips the bounds check of the gather and of its
+    gradient's scatter: ids lie in [0, vocab_size), as run_config checks against the data."""
+
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        if not jnp.issubdtype(inputs.dtype, jnp.integer):
+            raise ValueError(f"Embed takes integer token ids, not {inputs.dtype}.")
+        return self.embedding.at[inputs].get(mode="promise_in_bounds")
+
+
 class TextCNN(nn.Module):
     """Embedding -> Conv1D per width -> ReLU -> global max pool -> concat -> dropout -> dense."""
 
@@ -66,12 +76,12 @@ class TextCNN(nn.Module):
                 f"sequence length {tokens.shape[1]} is shorter than the widest kernel "
                 f"{max(self.kernel_sizes)}; pad the sequences or use smaller kernel_sizes."
             )
-        x = nn.Embed(self.vocab_size, self.embed_dim, embedding_init=keras_embedding_init)(tokens)
+        x = Embed(self.vocab_size, self.embed_dim, embedding_init=keras_embedding_init)(tokens)
         pooled = []
         for width in self.kernel_sizes:
             glorot = nn.initializers.glorot_uniform()
             y = conv.Conv(self.num_filters, (width,), "VALID", self.conv_impl, glorot)(x)
-            pooled.append(jnp.max(nn.relu(y), axis=1))  # (N, F)
+            pooled.append(nn.relu(jnp.max(y, axis=1)))  # (N, F): relu(max) = max(relu)
         h = jnp.concatenate(pooled, axis=-1)
         h = layers.Dropout(self.output_rate, variant=self.dropout_variant, sampler=self.sampler)(
             h, deterministic=not fields.active(train, dropout)
