@@ -391,14 +391,6 @@ def peer_table(rows, version, rounds):
     )
 
 
-def _machine():
-    m = machine.describe()
-    return (
-        f"{m['cpu']}, {m['cores']} CPUs, {m['memory_gib']} GiB; {m['backend']} "
-        f"({', '.join(m['devices'])}); Python {m['versions']['python']}, JAX {m['versions']['jax']}"
-    )
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a --flag.")
@@ -460,7 +452,7 @@ def main(argv):
         (out / "README.md").write_text(
             "# Train-step and input-pipeline throughput\n\n"
             f"Regenerate (repository root, nothing else running):\n\n    {command}\n\n"
-            f"Machine: {_machine()}.\n\n{text}\n"
+            f"Machine: {machine.summary_line()}.\n\n{text}\n"
         )
 
 

@@ -60,3 +60,12 @@ def describe(packages=TIMING_PACKAGES) -> dict:
         "load_average": os.getloadavg(),
         "versions": {"python": platform.python_version(), **versions(packages)},
     }
+
+
+def summary_line() -> str:
+    """`describe()` in one line, for the READMEs that bench and runs_per_hour write."""
+    m = describe()
+    return (
+        f"{m['cpu']}, {m['cores']} CPUs, {m['memory_gib']} GiB; {m['backend']} "
+        f"({', '.join(m['devices'])}); Python {m['versions']['python']}, JAX {m['versions']['jax']}"
+    )
