@@ -467,7 +467,7 @@ def test_unet_rejects_sizes_it_cannot_pool():
     ("kernel_size", "padding", "shape"),
     [((3, 3), "SAME", (2, 7, 6, 3)), ((3, 3), "VALID", (2, 7, 6, 3)),
      ((4, 2), "SAME", (1, 6, 5, 2)), ((3,), "VALID", (2, 9, 4)), ((2,), "SAME", (2, 9, 4)),
-     ((1, 1), "VALID", (2, 4, 4, 5))],
+     ((1, 1), "VALID", (2, 4, 4, 5)), ((3, 3), "SAME", (11, 5, 4, 3)), ((3,), "VALID", (11, 9, 4))],
 )  # fmt: skip
 def test_im2col_and_xla_convs_equal_flax_conv(kernel_size, padding, shape):
     x = jax.random.normal(KEY, shape)
@@ -487,6 +487,17 @@ def test_im2col_and_xla_convs_equal_flax_conv(kernel_size, padding, shape):
         np.testing.assert_allclose(value, expected, atol=2e-6)
         close = lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5)
         jax.tree.map(close, grads, expected_grads)
+
+
+@pytest.mark.parametrize("shape", [(10, 9, 4), (10, 6, 5, 3), (10, 5, 4, 4, 2)])
+def test_kernel_grad_equals_xla_conv_kernel_gradient_in_any_chunks(shape):
+    x = jax.random.normal(KEY, shape)
+    kernel = jax.random.normal(jax.random.key(1), (3,) * (len(shape) - 2) + (shape[-1], 6))
+    dy = jax.random.normal(jax.random.key(2), conv.xla_conv(x, kernel).shape)
+    (expected,) = jax.vjp(lambda k: conv.xla_conv(x, k), kernel)[1](dy)
+    for chunk in (1, 3, 10):  # one image per block, a ragged last block, one block
+        got = fast_jit(conv.kernel_grad, static_argnums=2)(x, dy, chunk)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
 
 
 def test_conv_impl_auto_is_xla_convolution_and_im2col_only_on_request():
