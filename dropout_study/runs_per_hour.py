@@ -12,6 +12,7 @@ older code had no pip-installed allocator), mimalloc after. The older revision i
 `git archive`, so this needs a git checkout.
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 
 import matplotlib
 
@@ -88,26 +90,40 @@ def epochs_run(workdir):
     return json.loads(found[0].read_text())["epochs_run"]
 
 
+class Job(typing.NamedTuple):
+    """One timed process: a code's checkout, its command and environment, its core, its folders."""
+
+    cwd: pathlib.Path
+    command: list[str]
+    env: dict
+    core: int
+    workdir: pathlib.Path
+    log: pathlib.Path
+
+
 def time_pair(jobs):
-    """Starts every job {name: (cwd, command, env, core, workdir, log)} at once; {name: seconds}."""
+    """Starts every Job in {name: Job} at once, each on its core; {name: seconds}."""
     started, procs = {}, {}
-    for name, (cwd, command, env, core, _, log) in jobs.items():
-        started[name] = time.perf_counter()
-        procs[name] = subprocess.Popen(
-            ["taskset", "-c", str(core), *command], cwd=cwd, env=env, stdout=log, stderr=log
-        )
-    seconds = {}
-    while procs:
-        for name, proc in list(procs.items()):
-            if proc.poll() is not None:
-                seconds[name] = time.perf_counter() - started[name]
-                if proc.returncode:
-                    for other in procs.values():
-                        other.kill()
-                    tail = pathlib.Path(jobs[name][5].name).read_text().strip().splitlines()[-3:]
-                    raise RuntimeError(f"{name} exited {proc.returncode}: " + " / ".join(tail))
-                del procs[name]
-        time.sleep(0.2)
+    with contextlib.ExitStack() as logs:
+        for name, job in jobs.items():
+            log = logs.enter_context(open(job.log, "w"))  # noqa: SIM115
+            started[name] = time.perf_counter()
+            procs[name] = subprocess.Popen(
+                ["taskset", "-c", str(job.core), *job.command],
+                cwd=job.cwd, env=job.env, stdout=log, stderr=log,
+            )  # fmt: skip
+        seconds = {}
+        while procs:
+            for name, proc in list(procs.items()):
+                if proc.poll() is not None:
+                    seconds[name] = time.perf_counter() - started[name]
+                    if proc.returncode:
+                        for other in procs.values():
+                            other.kill()
+                        tail = jobs[name].log.read_text().strip().splitlines()[-3:]
+                        raise RuntimeError(f"{name} exited {proc.returncode}: " + " / ".join(tail))
+                    del procs[name]
+            time.sleep(0.2)
     return seconds
 
 
@@ -124,15 +140,14 @@ def measure_studies(studies, rounds, before_dir, allocators, scratch):
                 workdir = scratch / f"{study}_{name}_{r}"
                 env = {**os.environ, "DROPOUT_STUDY_ALLOCATOR": allocators[name]}
                 env["PYTHONPATH"] = str(cwd)
-                log = open(scratch / f"{study}_{name}_{r}.log", "w")  # noqa: SIM115
                 command = study_command(study, sweep, num_epochs, workdir)
-                jobs[name] = (cwd, command, env, (i + r) % 2, workdir, log)
+                log = scratch / f"{study}_{name}_{r}.log"
+                jobs[name] = Job(cwd, command, env, (i + r) % 2, workdir, log)
             print(f"{study} round {r + 1}/{rounds}: {trial}, {num_epochs} epochs", flush=True)
             for name, seconds in time_pair(jobs).items():
                 samples[name].append(seconds)
-                epochs[name] = epochs_run(jobs[name][4])
-                jobs[name][5].close()
-                shutil.rmtree(jobs[name][4])
+                epochs[name] = epochs_run(jobs[name].workdir)
+                shutil.rmtree(jobs[name].workdir)
         row = study_row(study, trial, num_epochs, samples, epochs)
         rows.append(row)
         print(f"  before {row['before_s']:.0f} s, after {row['after_s']:.0f} s", flush=True)

@@ -1,5 +1,8 @@
 """runs_per_hour: the epoch override reaches each study's first run, and the table's ratios."""
 
+import os
+import sys
+
 import pytest
 
 from dropout_study import runs_per_hour, sweeps
@@ -35,3 +38,17 @@ def test_a_row_gives_runs_per_core_hour_and_the_speedup_from_medians():
     assert [c.strip() for c in line.strip("|").split("|")] == [
         "post000", "cnn-keep0.1", "20", "190", "110", "18.9", "32.7", "1.73x"
     ]  # fmt: skip
+
+
+def test_time_pair_times_both_jobs_and_names_the_one_that_failed(tmp_path):
+    def job(name, code):
+        command = [sys.executable, "-c", code]
+        return runs_per_hour.Job(tmp_path, command, dict(os.environ), 0, tmp_path, tmp_path / name)
+
+    slow = "import time; time.sleep(0.5)"
+    seconds = runs_per_hour.time_pair({"before": job("b.log", slow), "after": job("a.log", "")})
+    assert seconds["before"] >= 0.5 > seconds["after"] > 0
+    failing = "import sys; print('no data here'); sys.exit(3)"
+    jobs = {"before": job("b.log", slow), "after": job("a.log", failing)}
+    with pytest.raises(RuntimeError, match="after exited 3: no data here"):
+        runs_per_hour.time_pair(jobs)

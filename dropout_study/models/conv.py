@@ -75,7 +75,7 @@ def kernel_grad(x: jax.Array, dy: jax.Array, chunk: int = TRANSPOSE_CHUNK) -> ja
     spatial = tuple(range(1, spatial_axes + 1))
     to_features_last = (spatial_axes + 1, *spatial, 0)  # (N, *S, C) -> (C, *S, N)
     blocks = [jnp.transpose(x[i : i + chunk], to_features_last) for i in range(0, len(x), chunk)]
-    x_t = blocks[0] if len(blocks) == 1 else jnp.concatenate(blocks, axis=-1)
+    x_t = jnp.concatenate(blocks, axis=-1)
     dy_t = jnp.transpose(dy, (*spatial, 0, spatial_axes + 1))  # (*out, N, F)
     d_kernel_t = xla_conv(x_t, dy_t)  # (C, *kernel_size, F)
     return jnp.transpose(d_kernel_t, (*spatial, 0, spatial_axes + 1))
